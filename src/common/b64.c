@@ -1,0 +1,90 @@
+/* b64.c - see b64.h. */
+#include "b64.h"
+
+#include <stdint.h>
+
+static const char enc_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char enc_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* 0..63 for a digit of either alphabet, 64 for '=', 255 for anything else. */
+static const unsigned char dec_tab[256] = {
+#define X 255
+    X, X,  X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X, X,  X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  62,
+    X, 62, X, 63, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,  X,  64, X,  X,  X,  0,
+    1, 2,  3, 4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+    23, 24, 25, X, X, X, X, 63, X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
+    40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+#undef X
+};
+
+size_t w2a_b64_enc_len(size_t n) { return (n + 2) / 3 * 4; }
+
+size_t w2a_b64_dec_max(size_t n) { return n / 4 * 3 + 3; }
+
+size_t w2a_b64_encode(const void *in, size_t n, char *out, int url, int pad) {
+  const unsigned char *p = in;
+  const char *t = url ? enc_url : enc_std;
+  size_t o = 0, i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    out[o++] = t[v >> 18];
+    out[o++] = t[(v >> 12) & 63];
+    out[o++] = t[(v >> 6) & 63];
+    out[o++] = t[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    out[o++] = t[v >> 18];
+    out[o++] = t[(v >> 12) & 63];
+    if (pad) {
+      out[o++] = '=';
+      out[o++] = '=';
+    }
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+    out[o++] = t[v >> 18];
+    out[o++] = t[(v >> 12) & 63];
+    out[o++] = t[(v >> 6) & 63];
+    if (pad) out[o++] = '=';
+  }
+  out[o] = 0;
+  return o;
+}
+
+long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at) {
+  size_t end = n;
+  /* Up to two '=' may close the input; nothing may follow them. */
+  while (end > 0 && in[end - 1] == '=' && n - end < 2) end--;
+  if (n != end && n % 4 != 0) {
+    if (bad_at) *bad_at = n;
+    return -1;
+  }
+  size_t o = 0, i = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (; i < end; i++) {
+    unsigned char d = dec_tab[(unsigned char)in[i]];
+    if (d >= 64) {
+      if (bad_at) *bad_at = i;
+      return -1;
+    }
+    acc = acc << 6 | d;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (unsigned char)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  /* A lone trailing digit (length 1 mod 4) cannot encode a byte. */
+  if (end % 4 == 1) {
+    if (bad_at) *bad_at = end - 1;
+    return -1;
+  }
+  return (long)o;
+}

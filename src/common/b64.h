@@ -1,0 +1,25 @@
+/* b64.h - base64 (RFC 4648 §4) and base64url (§5).
+ *
+ * Written here rather than taken from OpenSSL because Warp's stream mixes padded and
+ * unpadded base64url and OpenSSL's EVP decoder accepts neither '-'/'_' nor missing
+ * padding; a table-driven decoder is ~40 lines and sits on the hottest path. */
+#ifndef W2A_B64_H
+#define W2A_B64_H
+
+#include <stddef.h>
+
+/* Bytes needed to encode n bytes (with padding), not counting a terminator. */
+size_t w2a_b64_enc_len(size_t n);
+/* Upper bound of decoded bytes for n input characters. */
+size_t w2a_b64_dec_max(size_t n);
+
+/* Encode; `url` selects the URL-safe alphabet, `pad` adds '='. out must hold
+ * w2a_b64_enc_len(n)+1 bytes; it is NUL-terminated. Returns the length written. */
+size_t w2a_b64_encode(const void *in, size_t n, char *out, int url, int pad);
+
+/* Decode either alphabet (they may even mix), padded or not. Whitespace is not
+ * accepted. Returns the decoded length, or -1 with *bad_at set to the offset of the
+ * first bad character (or n for a bad length). out must hold w2a_b64_dec_max(n). */
+long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at);
+
+#endif
