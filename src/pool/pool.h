@@ -1,0 +1,97 @@
+/* pool.h - the account pool as the gateway and the admin API see it.
+ *
+ * The pool owns the operator's Warp accounts (SQLite behind the store interface in
+ * store.h), hands them out under leases, keeps their ID tokens fresh, and moves them
+ * between states (docs/pool.md). It knows nothing of OpenAI.
+ *
+ * Threading: the w2a_pool object lives on one libuv loop. Every database call runs on
+ * the pool's worker thread(s); results come back to the loop through uv_async, so no
+ * callback below ever runs on a worker and the loop never blocks on SQLite. Token
+ * refreshes and quota polls go out through the loop's w2a_http_client.
+ *
+ * Several processes may open the same database (`warp2api pool` + `warp2api gateway`):
+ * leases, caps and refresh locks are rows in the database, so they hold across
+ * processes. */
+#ifndef W2A_POOL_H
+#define W2A_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "http/client.h"
+
+typedef struct w2a_pool w2a_pool;
+
+/* One leased account, as handed to the gateway. Owned by the pool; valid until
+ * w2a_pool_release(). */
+typedef struct w2a_lease {
+  char lease_id[37];
+  int64_t account_id;
+  char email[256];
+  char id_token[4096]; /* fresh: more than the refresh margin left, or just refreshed */
+  uint64_t id_token_exp_ms;
+  uint64_t expires_ms; /* lease expiry; extended by w2a_pool_extend */
+} w2a_lease;
+
+/* What happened with a leased account's upstream call. The pool classifies it through
+ * the error rule table (status + body text → action) and updates the account. */
+typedef struct w2a_outcome {
+  int ok;              /* the request succeeded (a complete answer) */
+  int http_status;     /* upstream HTTP status, 0 for a transport failure */
+  const char *body;    /* upstream error body or in-stream error text (may be NULL) */
+  const char *finish;  /* in-stream finish reason when not "done": "quota_limit", … */
+  int transport_error; /* connect failure, timeout, cut connection */
+} w2a_outcome;
+
+/* What the pool decided, so the gateway knows whether to try another account. */
+typedef enum w2a_action {
+  W2A_ACT_NONE = 0,      /* success, nothing to do */
+  W2A_ACT_RETRY_REFRESH, /* token rejected: refresh this account, retry it once */
+  W2A_ACT_COOLDOWN,      /* cooled for a while: try another account */
+  W2A_ACT_QUOTA,         /* quota exhausted until its reset: try another account */
+  W2A_ACT_BLOCK,         /* blocked (403 blocked from AI): try another account */
+  W2A_ACT_INVALID,       /* refresh token rejected: try another account */
+  W2A_ACT_FAIL_REQUEST,  /* the request itself is bad: do not retry */
+  W2A_ACT_RETRY_OTHER,   /* transient: try another account, no state change */
+} w2a_action;
+
+/* Why acquire could not lease anything. */
+typedef struct w2a_pool_unavailable {
+  int empty;             /* no accounts at all (→ 503) */
+  uint64_t retry_at_ms;  /* soonest recovery of any account (→ 429 Retry-After), 0 unknown */
+  char reason[256];      /* human text: "all 3 accounts are quota_exhausted until …" */
+} w2a_pool_unavailable;
+
+typedef void (*w2a_pool_acquire_fn)(int rc, w2a_lease *lease, const w2a_pool_unavailable *why,
+                                    void *ud);
+typedef void (*w2a_pool_done_fn)(int rc, void *ud);
+
+/* Open the store (migrations run), start worker(s). `background` enables the periodic
+ * jobs (proactive refresh, quota polling, lease reclaim, re-admission after cool-down):
+ * one process sharing a database should run them; every process reclaims expired
+ * leases lazily anyway. */
+int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg,
+                  w2a_http_client *http, int background, w2a_err *err);
+void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud);
+
+/* Lease one account for a request, skipping `exclude` (accounts already tried by this
+ * request). The token is fresh when the callback runs (single-flight refresh). */
+void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude,
+                      w2a_pool_acquire_fn cb, void *ud);
+/* Report the outcome (classified into an action) and release the lease. */
+w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o);
+/* Keep a lease alive while its stream runs. */
+void w2a_pool_extend(w2a_pool *p, w2a_lease *lease);
+/* Release without an outcome (e.g. client went away before upstream answered). */
+void w2a_pool_release(w2a_pool *p, w2a_lease *lease);
+/* Force a refresh of the lease's account now (after a 401), then call back with a
+ * fresh token in lease->id_token. */
+void w2a_pool_refresh_lease(w2a_pool *p, w2a_lease *lease, w2a_pool_done_fn cb, void *ud);
+
+/* Usable accounts right now (for /readyz); cached, cheap, loop thread only. */
+int w2a_pool_usable_count(const w2a_pool *p);
+
+#endif
