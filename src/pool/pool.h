@@ -22,6 +22,7 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "http/client.h"
+#include "pool/store.h"
 
 typedef struct w2a_pool w2a_pool;
 
@@ -60,9 +61,9 @@ typedef enum w2a_action {
 
 /* Why acquire could not lease anything. */
 typedef struct w2a_pool_unavailable {
-  int empty;             /* no accounts at all (→ 503) */
-  uint64_t retry_at_ms;  /* soonest recovery of any account (→ 429 Retry-After), 0 unknown */
-  char reason[256];      /* human text: "all 3 accounts are quota_exhausted until …" */
+  int empty;            /* no accounts at all (→ 503) */
+  uint64_t retry_at_ms; /* soonest recovery of any account (→ 429 Retry-After), 0 unknown */
+  char reason[256];     /* human text: "all 3 accounts are quota_exhausted until …" */
 } w2a_pool_unavailable;
 
 typedef void (*w2a_pool_acquire_fn)(int rc, w2a_lease *lease, const w2a_pool_unavailable *why,
@@ -73,14 +74,14 @@ typedef void (*w2a_pool_done_fn)(int rc, void *ud);
  * jobs (proactive refresh, quota polling, lease reclaim, re-admission after cool-down):
  * one process sharing a database should run them; every process reclaims expired
  * leases lazily anyway. */
-int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg,
-                  w2a_http_client *http, int background, w2a_err *err);
+int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_http_client *http,
+                  int background, w2a_err *err);
 void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud);
 
 /* Lease one account for a request, skipping `exclude` (accounts already tried by this
  * request). The token is fresh when the callback runs (single-flight refresh). */
-void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude,
-                      w2a_pool_acquire_fn cb, void *ud);
+void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude, w2a_pool_acquire_fn cb,
+                      void *ud);
 /* Report the outcome (classified into an action) and release the lease. */
 w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o);
 /* Keep a lease alive while its stream runs. */
@@ -93,5 +94,42 @@ void w2a_pool_refresh_lease(w2a_pool *p, w2a_lease *lease, w2a_pool_done_fn cb, 
 
 /* Usable accounts right now (for /readyz); cached, cheap, loop thread only. */
 int w2a_pool_usable_count(const w2a_pool *p);
+
+/* ---- for the admin API and `warp2api pool` ------------------------------------------ */
+
+/* Run `work` on the pool's DB worker thread with the worker's own store connection, then
+ * `done` on the loop thread (either may be NULL). Jobs run in submission order. The
+ * store must not be kept past `work`. After w2a_pool_close has begun, work is not run
+ * and done is still called (so callers can free ud). */
+typedef void (*w2a_pool_work_fn)(w2a_store *s, void *ud);
+void w2a_pool_submit(w2a_pool *p, w2a_pool_work_fn work, void (*done)(void *ud), void *ud);
+
+/* The seed's session API (POST /api/accounts/allocate and /release): lease up to
+ * ACCOUNTS_PER_REQUEST accounts under `session_id` (holder), each with a fresh token.
+ * leases[0..n) are valid during the callback only; they stay leased (TTL LEASE_TTL,
+ * reclaimed by expiry when never released) until w2a_pool_release_session. */
+typedef void (*w2a_pool_session_fn)(int rc, const w2a_lease *leases, int n,
+                                    const w2a_pool_unavailable *why, void *ud);
+void w2a_pool_allocate(w2a_pool *p, const char *session_id, w2a_pool_session_fn cb, void *ud);
+/* rc 0 and *released via the count in the callback's rc (>= 0), or a W2A_E* code. */
+void w2a_pool_release_session(w2a_pool *p, const char *session_id, w2a_pool_done_fn cb, void *ud);
+
+/* Refresh one account's ID token. Without `force`, an account whose token still has
+ * more than TOKEN_REFRESH_MARGIN left is skipped (the one-hour rule). */
+typedef enum w2a_refresh_status {
+  W2A_REFRESH_DONE = 0,
+  W2A_REFRESH_SKIPPED, /* still fresh, or another process is refreshing it */
+  W2A_REFRESH_FAILED,  /* the old ID token (if still valid) stays in use */
+  W2A_REFRESH_INVALID, /* refresh token rejected: account marked invalid */
+} w2a_refresh_status;
+typedef void (*w2a_pool_refresh_fn)(int rc, w2a_refresh_status st, const char *msg, void *ud);
+void w2a_pool_refresh_account(w2a_pool *p, int64_t account_id, int force, w2a_pool_refresh_fn cb,
+                              void *ud);
+/* Poll GetRequestLimitInfo for one account now (import, admin button). */
+void w2a_pool_poll_quota(w2a_pool *p, int64_t account_id, w2a_pool_done_fn cb, void *ud);
+
+/* Counts from the last background/explicit refresh of the cache (loop thread). */
+const w2a_store_counts *w2a_pool_cached_counts(const w2a_pool *p);
+const w2a_config *w2a_pool_config(const w2a_pool *p);
 
 #endif
