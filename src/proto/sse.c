@@ -1,0 +1,219 @@
+/* sse.c - the event-stream decoder and encoder; see sse.h for what is accepted.
+ *
+ * The feed loop finds line ends with two cached memchr scans (one for CR, one for LF),
+ * so every byte is scanned at most twice whatever the line-ending style. A line that
+ * lies entirely inside the chunk is parsed where it is; only a line cut by the chunk
+ * boundary is copied into d->line, and it is checked against the same cap as an in-place
+ * line so that the outcome (events and errors) never depends on how the input was split.
+ * Data lines are appended to d->data; at the blank line the base64 text is decoded into
+ * d->out and handed to the callback. All three buffers are reused for the next event. */
+#include "sse.h"
+
+#include <string.h>
+
+#include "common/b64.h"
+
+#define LINE_SLACK 64 /* room for "data: " and friends on top of the payload cap */
+
+static const char done_sentinel[] = "[DONE]";
+
+void w2a_sse_init(w2a_sse *d, size_t max_event) {
+  memset(d, 0, sizeof *d);
+  d->max_event = max_event ? max_event : W2A_SSE_DEFAULT_MAX_EVENT;
+  w2a_buf_init(&d->line, d->max_event + LINE_SLACK);
+  w2a_buf_init(&d->data, d->max_event);
+  w2a_buf_init(&d->out, 0); /* bounded by data: decoded bytes are fewer than base64 text */
+}
+
+void w2a_sse_free(w2a_sse *d) {
+  w2a_buf_free(&d->line);
+  w2a_buf_free(&d->data);
+  w2a_buf_free(&d->out);
+}
+
+static void clear_event(w2a_sse *d) {
+  w2a_buf_reset(&d->data);
+  d->name[0] = 0;
+  d->name_len = 0;
+  d->has_data = 0;
+  d->pending = 0;
+}
+
+void w2a_sse_reset(w2a_sse *d) {
+  w2a_buf_reset(&d->line);
+  clear_event(d);
+  d->offset = d->line_off = d->ev_off = d->events = 0;
+  d->skip_lf = d->failed = d->unterminated = 0;
+}
+
+static int fail(w2a_sse *d, int code) {
+  d->failed = code;
+  return code;
+}
+
+static int dispatch(w2a_sse *d, int eof, w2a_sse_event_fn cb, void *ud, w2a_err *err) {
+  if (!d->has_data) { /* SSE: an event without data lines is dropped */
+    clear_event(d);
+    return 0;
+  }
+  w2a_sse_event ev = {.name = d->name,
+                      .name_len = d->name_len,
+                      .data = NULL,
+                      .len = 0,
+                      .offset = d->ev_off,
+                      .done = 0,
+                      .eof = eof};
+  if (d->data.len == sizeof done_sentinel - 1 &&
+      !memcmp(d->data.data, done_sentinel, sizeof done_sentinel - 1)) {
+    ev.done = 1;
+  } else {
+    int rc = w2a_buf_reserve(&d->out, w2a_b64_dec_max(d->data.len));
+    if (rc)
+      return fail(d, w2a_errf(err, rc, "SSE event at byte offset %llu: out of memory",
+                              (unsigned long long)d->ev_off));
+    size_t bad = 0;
+    long n = w2a_b64_decode(d->data.data, d->data.len, (unsigned char *)d->out.data, &bad);
+    if (n < 0)
+      return fail(d, w2a_errf(err, W2A_EINVAL,
+                              "bad base64 in SSE event at byte offset %llu (character %zu "
+                              "of its %zu data bytes)",
+                              (unsigned long long)d->ev_off, bad, d->data.len));
+    ev.data = (const uint8_t *)d->out.data;
+    ev.len = (size_t)n;
+  }
+  d->events++;
+  int rc = cb ? cb(ud, &ev) : 0;
+  clear_event(d);
+  if (rc) return fail(d, rc);
+  return 0;
+}
+
+/* One complete line (terminator removed) that starts at stream offset `off`. */
+static int process_line(w2a_sse *d, const char *s, size_t len, uint64_t off, w2a_sse_event_fn cb,
+                        void *ud, w2a_err *err) {
+  if (len == 0) return dispatch(d, 0, cb, ud, err);
+  if (s[0] == ':') return 0; /* comment (keep-alive) */
+  d->pending = 1;
+  const char *colon = memchr(s, ':', len);
+  size_t flen = colon ? (size_t)(colon - s) : len;
+  const char *v = colon ? colon + 1 : s + len;
+  size_t vlen = (size_t)(s + len - v);
+  if (vlen && *v == ' ') v++, vlen--;
+  if (flen == 4 && !memcmp(s, "data", 4)) {
+    if (!d->has_data) {
+      d->has_data = 1;
+      d->ev_off = off;
+    }
+    if (vlen > d->max_event - d->data.len)
+      return fail(d, w2a_errf(err, W2A_ETOOBIG,
+                              "SSE event at byte offset %llu is larger than %zu bytes "
+                              "(SSE_EVENT_MAX_BYTES)",
+                              (unsigned long long)d->ev_off, d->max_event));
+    int rc = w2a_buf_append(&d->data, v, vlen);
+    if (rc)
+      return fail(d, w2a_errf(err, rc, "SSE event at byte offset %llu: %s",
+                              (unsigned long long)d->ev_off, w2a_strerror(rc)));
+  } else if (flen == 5 && !memcmp(s, "event", 5)) {
+    if (vlen > W2A_SSE_NAME_MAX)
+      return fail(d, w2a_errf(err, W2A_EINVAL,
+                              "SSE event name at byte offset %llu is longer than %d bytes",
+                              (unsigned long long)off, W2A_SSE_NAME_MAX));
+    memcpy(d->name, v, vlen);
+    d->name[vlen] = 0;
+    d->name_len = vlen;
+  }
+  /* id:, retry: and unknown fields are ignored, as the SSE spec asks. */
+  return 0;
+}
+
+static int line_too_long(w2a_sse *d, uint64_t off, w2a_err *err) {
+  return fail(d, w2a_errf(err, W2A_ETOOBIG,
+                          "SSE line at byte offset %llu is longer than %zu bytes "
+                          "(SSE_EVENT_MAX_BYTES + %d)",
+                          (unsigned long long)off, d->max_event + LINE_SLACK, LINE_SLACK));
+}
+
+int w2a_sse_feed(w2a_sse *d, const char *p, size_t n, w2a_sse_event_fn cb, void *ud, w2a_err *err) {
+  if (d->failed) return w2a_errf(err, W2A_ESTATE, "SSE decoder failed earlier");
+  if (!n) return 0;
+  const char *end = p + n;
+  const char *cr = NULL, *lf = NULL; /* next CR / LF at or after p (end: none); NULL: unknown */
+  const size_t line_max = d->max_event + LINE_SLACK;
+  while (p < end) {
+    if (d->skip_lf) {
+      d->skip_lf = 0;
+      if (*p == '\n') {
+        p++;
+        d->offset++;
+        continue;
+      }
+    }
+    if (!cr || cr < p) {
+      cr = memchr(p, '\r', (size_t)(end - p));
+      if (!cr) cr = end;
+    }
+    if (!lf || lf < p) {
+      lf = memchr(p, '\n', (size_t)(end - p));
+      if (!lf) lf = end;
+    }
+    const char *eol = cr < lf ? cr : lf;
+    size_t seg = (size_t)(eol - p);
+    int rc;
+    if (d->line.len || eol == end) {
+      if (!d->line.len) d->line_off = d->offset;
+      if (seg > line_max - d->line.len) return line_too_long(d, d->line_off, err);
+      if ((rc = w2a_buf_append(&d->line, p, seg)))
+        return fail(d, w2a_errf(err, rc, "SSE line at byte offset %llu: %s",
+                                (unsigned long long)d->line_off, w2a_strerror(rc)));
+      d->offset += seg;
+      if (eol == end) break;
+      rc = process_line(d, d->line.data, d->line.len, d->line_off, cb, ud, err);
+      w2a_buf_reset(&d->line);
+    } else {
+      if (seg > line_max) return line_too_long(d, d->offset, err);
+      rc = process_line(d, p, seg, d->offset, cb, ud, err);
+      d->offset += seg;
+    }
+    if (rc) return rc;
+    p = eol + 1;
+    d->offset++;
+    if (*eol == '\r') {
+      if (p == end)
+        d->skip_lf = 1;
+      else if (*p == '\n') {
+        p++;
+        d->offset++;
+      }
+    }
+  }
+  return 0;
+}
+
+int w2a_sse_finish(w2a_sse *d, w2a_sse_event_fn cb, void *ud, w2a_err *err) {
+  if (d->failed) return w2a_errf(err, W2A_ESTATE, "SSE decoder failed earlier");
+  d->skip_lf = 0;
+  if (d->line.len) {
+    int rc = process_line(d, d->line.data, d->line.len, d->line_off, cb, ud, err);
+    w2a_buf_reset(&d->line);
+    if (rc) return rc;
+  }
+  d->unterminated = d->pending;
+  return dispatch(d, 1, cb, ud, err);
+}
+
+int w2a_sse_write_event(w2a_buf *b, const uint8_t *p, size_t n, int pad) {
+  static const char head[] = "event:data\ndata:";
+  const size_t hl = sizeof head - 1;
+  if (n > (SIZE_MAX - hl - 2) / 4 * 3 - 3) return W2A_ETOOBIG;
+  size_t el = w2a_b64_enc_len(n);
+  int rc = w2a_buf_reserve(b, hl + el + 2);
+  if (rc) return rc;
+  char *o = b->data + b->len;
+  memcpy(o, head, hl);
+  size_t w = w2a_b64_encode(p, n, o + hl, 1, pad);
+  o[hl + w] = '\n';
+  o[hl + w + 1] = '\n';
+  o[hl + w + 2] = 0;
+  b->len += hl + w + 2;
+  return 0;
+}
