@@ -41,17 +41,17 @@ typedef struct w2a_http_req w2a_http_req;
 typedef void (*w2a_http_event_fn)(w2a_http_req *req, void *ud);
 
 struct w2a_http_req {
-  const char *method;  /* "GET", "POST", … */
-  const char *path;    /* raw path without the query, e.g. "/v1/chat/completions" */
-  const char *query;   /* raw query string without '?', or "" */
+  const char *method; /* "GET", "POST", … */
+  const char *path;   /* raw path without the query, e.g. "/v1/chat/completions" */
+  const char *query;  /* raw query string without '?', or "" */
   const w2a_http_header *headers;
   size_t nheaders;
   const char *body; /* NUL-terminated for convenience; body_len excludes the NUL */
   size_t body_len;
-  int http_minor;   /* 0 or 1 */
-  const char *peer; /* "127.0.0.1:54321" */
+  int http_minor;    /* 0 or 1 */
+  const char *peer;  /* "127.0.0.1:54321" */
   uint64_t start_us; /* monotonic time the request head arrived */
-  void *user;       /* free for the handler */
+  void *user;        /* free for the handler */
 };
 
 typedef void (*w2a_http_handler_fn)(w2a_http_req *req, void *ud);
@@ -59,9 +59,9 @@ typedef void (*w2a_http_handler_fn)(w2a_http_req *req, void *ud);
 typedef size_t (*w2a_http_error_fn)(int status, const char *message, char *out, size_t n);
 
 typedef struct w2a_http_limits {
-  size_t max_header_bytes; /* default 64 KiB */
-  size_t max_body_bytes;   /* default 32 MiB */
-  size_t max_queue_bytes;  /* default 1 MiB, per response */
+  size_t max_header_bytes;  /* default 64 KiB */
+  size_t max_body_bytes;    /* default 32 MiB */
+  size_t max_queue_bytes;   /* default 1 MiB, per response */
   uint64_t idle_timeout_ms; /* keep-alive idle / slow header timeout; default 60 s */
   int max_connections;      /* default 10000; beyond it new connections are closed */
 } w2a_http_limits;
@@ -92,6 +92,9 @@ int w2a_http_stream_start(w2a_http_req *r, int status, const char *content_type,
                           const char *extra_headers);
 int w2a_http_stream_write(w2a_http_req *r, const void *data, size_t len);
 size_t w2a_http_stream_queued(const w2a_http_req *r);
+/* 1 while queued bytes exceed max_queue_bytes: pause the producer until on_drain. Past
+ * 8 × max_queue_bytes stream_write fails with W2A_ETOOBIG and the client is cut off. */
+int w2a_http_stream_congested(const w2a_http_req *r);
 void w2a_http_stream_end(w2a_http_req *r);
 /* Abandon the response: close the connection without finishing it (a fault to
  * simulate, or an upstream failure after the head was sent on a close-delimited body).
