@@ -129,7 +129,7 @@ void w2a_pool_refresh_account(w2a_pool *p, int64_t account_id, int force, w2a_po
 void w2a_pool_poll_quota(w2a_pool *p, int64_t account_id, w2a_pool_done_fn cb, void *ud);
 
 /* Counts from the last background/explicit refresh of the cache (loop thread). */
-const w2a_store_counts *w2a_pool_cached_counts(const w2a_pool *p);
+const w2a_store_stats *w2a_pool_cached_counts(const w2a_pool *p);
 const w2a_config *w2a_pool_config(const w2a_pool *p);
 
 #endif

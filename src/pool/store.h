@@ -115,7 +115,8 @@ typedef struct w2a_store_opts {
   int readonly;               /* open without migrating or writing */
 } w2a_store_opts;
 
-enum { W2A_STORE_SECRETS = 1 }; /* flags for get/list */
+/* flags for get/list: both tokens, or the ID token only (what a lease needs) */
+enum { W2A_STORE_SECRETS = 1, W2A_STORE_ID_TOKEN = 2 };
 
 typedef struct w2a_store_filter {
   int state;         /* -1: any */
@@ -129,13 +130,13 @@ typedef struct w2a_store_filter {
  * account, and its secrets, are valid only during the call. */
 typedef int (*w2a_store_each_fn)(const w2a_account *a, void *ud);
 
-typedef struct w2a_store_counts {
+typedef struct w2a_store_stats {
   int64_t by_state[W2A_ST__COUNT];
   int64_t total;
   int64_t active_leases;   /* lease rows not yet expired */
   int64_t leased_accounts; /* accounts with at least one lease */
   int64_t usable;          /* could be leased right now (state, cap, recovery time) */
-} w2a_store_counts;
+} w2a_store_stats;
 
 /* What import does with an email that already exists. */
 typedef enum w2a_import_mode {
@@ -224,7 +225,7 @@ typedef struct w2a_store_ops {
   int (*set_state)(w2a_store *s, int64_t id, w2a_acct_state st, const char *reason,
                    uint64_t until_ms, uint64_t now_ms, w2a_err *err);
   int (*set_meta)(w2a_store *s, int64_t id, const w2a_account_meta *m, w2a_err *err);
-  int (*counts)(w2a_store *s, uint64_t now_ms, w2a_store_counts *out, w2a_err *err);
+  int (*counts)(w2a_store *s, uint64_t now_ms, w2a_store_stats *out, w2a_err *err);
   int (*why_not)(w2a_store *s, int64_t id, uint64_t now_ms, char *buf, size_t len, w2a_err *err);
 
   int (*set_quota)(w2a_store *s, int64_t id, const w2a_quota *q, w2a_err *err);
@@ -233,8 +234,8 @@ typedef struct w2a_store_ops {
   int (*refresh_failed)(w2a_store *s, int64_t id, int invalid, const char *reason, uint64_t now_ms,
                         w2a_err *err);
   int (*refresh_claim)(w2a_store *s, int64_t id, uint64_t now_ms, uint64_t hold_ms, w2a_err *err);
-  int (*due)(w2a_store *s, int what, uint64_t before_ms, int64_t *ids, size_t max, size_t *n,
-             w2a_err *err);
+  int (*due)(w2a_store *s, int what, uint64_t now_ms, uint64_t horizon_ms, int64_t *ids, size_t max,
+             size_t *n, w2a_err *err);
 
   int (*lease_acquire)(w2a_store *s, const w2a_lease_req *rq, w2a_lease_row *rows, int *n,
                        w2a_lease_none *none, w2a_err *err);
@@ -285,7 +286,7 @@ int w2a_store_set_state(w2a_store *s, int64_t id, w2a_acct_state st, const char 
                         uint64_t until_ms, uint64_t now_ms, w2a_err *err);
 int w2a_store_set_meta(w2a_store *s, int64_t id, const w2a_account_meta *m, w2a_err *err);
 /* Per-state counts and lease totals: two index-only queries, cheap at 10,000 accounts. */
-int w2a_store_counts(w2a_store *s, uint64_t now_ms, w2a_store_counts *out, w2a_err *err);
+int w2a_store_counts(w2a_store *s, uint64_t now_ms, w2a_store_stats *out, w2a_err *err);
 /* One line: why this account would not be leased right now ("" when it would be). */
 int w2a_store_why_not(w2a_store *s, int64_t id, uint64_t now_ms, char *buf, size_t len,
                       w2a_err *err);
@@ -309,11 +310,15 @@ int w2a_store_refresh_claim(w2a_store *s, int64_t id, uint64_t now_ms, uint64_t 
                             w2a_err *err);
 
 /* Accounts due for background work, soonest first, at most max:
- * W2A_DUE_REFRESH: usable accounts whose ID token expires before `before_ms`;
- * W2A_DUE_QUOTA: accounts whose quota was polled before `before_ms` (or never). */
+ * W2A_DUE_REFRESH: available or cooling accounts used within the last two hours whose
+ *   ID token expires before now + horizon (idle accounts are refreshed on demand only,
+ *   so a large idle pool makes no refresh traffic at all);
+ * W2A_DUE_QUOTA: accounts not invalid/blocked/disabled, quota last polled before
+ *   now - horizon (or never), whose ID token is valid for another minute (a poll never
+ *   forces a refresh). */
 enum { W2A_DUE_REFRESH = 0, W2A_DUE_QUOTA = 1 };
-int w2a_store_due(w2a_store *s, int what, uint64_t before_ms, int64_t *ids, size_t max, size_t *n,
-                  w2a_err *err);
+int w2a_store_due(w2a_store *s, int what, uint64_t now_ms, uint64_t horizon_ms, int64_t *ids,
+                  size_t max, size_t *n, w2a_err *err);
 
 /* Lease up to rq->count accounts (fewer when fewer are eligible; 0 fills `none`).
  * One transaction: expired leases are reclaimed first, quota_exhausted accounts whose

@@ -1,0 +1,1401 @@
+/* store_sqlite.c - the SQLite backend of the account store (store.h).
+ *
+ * Invariants
+ * - accounts.active_leases equals the number of rows in `leases` for that account, and
+ *   never exceeds cap at the moment a lease is taken: every change to either happens in
+ *   one BEGIN IMMEDIATE transaction, so the write lock serialises them across threads
+ *   and processes.
+ * - A lease that was never released is deleted by the first transaction that sees it
+ *   expired (every acquire reclaims lazily; the pool also reclaims periodically), so a
+ *   crashed holder cannot keep an account forever.
+ * - accounts.probe_lease names the one half-open probe lease of a cooling account.
+ *
+ * Durability (WAL mode): synchronous=FULL for accounts, tokens, imports and state
+ * changes (fsync of the WAL at each commit: acknowledged means on disk, even across a
+ * power loss). Plain lease churn (acquire, extend, successful release) commits with
+ * synchronous=NORMAL: in WAL mode that is still durable across a process crash or
+ * kill -9 (the commit is in the WAL file); only an OS crash or power loss can drop the
+ * last lease commits, and then every holder of those leases died with the machine, so
+ * the rows would have been reclaimed by expiry anyway. The next FULL commit syncs them.
+ * This keeps allocate+release in tens of microseconds instead of two fsyncs.
+ *
+ * Busy handling: a custom busy handler sleeps 20 µs..1 ms with jitter instead of
+ * SQLite's coarse default, so dozens of writers on one file progress fairly, up to the
+ * configured timeout. One connection per w2a_store, used by one thread at a time
+ * (SQLITE_OPEN_NOMUTEX). */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "secret.h"
+#include "store.h"
+
+int w2a_store_sqlite_open(w2a_store **out, const w2a_store_opts *o, w2a_err *err);
+
+/* ---- schema ------------------------------------------------------------------------- */
+
+/* Each entry moves the schema from version i to i+1 (PRAGMA user_version). Never edit
+ * a shipped entry; append a new one. */
+static const char *const migrations[] = {
+    /* 1: accounts, leases, meta */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE accounts("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    " uid TEXT NOT NULL DEFAULT '',"
+    " label TEXT NOT NULL DEFAULT '',"
+    " refresh_token TEXT NOT NULL,"
+    " id_token TEXT NOT NULL DEFAULT '',"
+    " id_token_exp INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL DEFAULT 'available',"
+    " state_reason TEXT NOT NULL DEFAULT '',"
+    " state_until INTEGER NOT NULL DEFAULT 0,"
+    " probe_lease TEXT,"
+    " quota_limit INTEGER NOT NULL DEFAULT -1,"
+    " quota_used INTEGER NOT NULL DEFAULT -1,"
+    " quota_reset INTEGER NOT NULL DEFAULT 0,"
+    " quota_unlimited INTEGER NOT NULL DEFAULT 0,"
+    " quota_updated INTEGER NOT NULL DEFAULT 0,"
+    " quota_low INTEGER NOT NULL DEFAULT 0,"
+    " uses INTEGER NOT NULL DEFAULT 0,"
+    " successes INTEGER NOT NULL DEFAULT 0,"
+    " errors INTEGER NOT NULL DEFAULT 0,"
+    " consecutive_failures INTEGER NOT NULL DEFAULT 0,"
+    " window_start INTEGER NOT NULL DEFAULT 0,"
+    " window_failures INTEGER NOT NULL DEFAULT 0,"
+    " refresh_failures INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " created_at INTEGER NOT NULL DEFAULT 0,"
+    " last_used INTEGER NOT NULL DEFAULT 0,"
+    " last_success INTEGER NOT NULL DEFAULT 0,"
+    " last_error_at INTEGER NOT NULL DEFAULT 0,"
+    " last_refresh INTEGER NOT NULL DEFAULT 0,"
+    " refresh_lock_until INTEGER NOT NULL DEFAULT 0,"
+    " cap INTEGER NOT NULL DEFAULT 1 CHECK(cap >= 1),"
+    " weight INTEGER NOT NULL DEFAULT 1,"
+    " active_leases INTEGER NOT NULL DEFAULT 0 CHECK(active_leases >= 0));"
+    /* selection: one index per order, equality on (state, quota_low) first */
+    "CREATE INDEX accounts_lru ON accounts(state, quota_low, last_used, id);"
+    "CREATE INDEX accounts_fill ON accounts(state, quota_low, weight DESC, id);"
+    "CREATE INDEX accounts_rr ON accounts(state, quota_low);"
+    "CREATE INDEX accounts_until ON accounts(state, state_until);"
+    "CREATE INDEX accounts_token ON accounts(id_token_exp);"
+    "CREATE INDEX accounts_quota ON accounts(quota_updated);"
+    "CREATE TABLE leases("
+    " id TEXT PRIMARY KEY,"
+    " account_id INTEGER NOT NULL,"
+    " holder TEXT NOT NULL DEFAULT '',"
+    " pid INTEGER NOT NULL DEFAULT 0,"
+    " probe INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX leases_expiry ON leases(expires_at);"
+    "CREATE INDEX leases_holder ON leases(holder);"
+    "CREATE INDEX leases_account ON leases(account_id);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+#define ACCT_COLS                                                                                  \
+  "id, email, uid, label, refresh_token, id_token, id_token_exp, state, state_reason,"             \
+  " state_until, probe_lease IS NOT NULL, quota_limit, quota_used, quota_reset,"                   \
+  " quota_unlimited, quota_updated, uses, successes, errors, consecutive_failures,"                \
+  " window_failures, refresh_failures, last_error, created_at, last_used, last_success,"           \
+  " last_error_at, last_refresh, refresh_lock_until, cap, weight, active_leases"
+
+#define PICK_WHERE "state = 'available' AND quota_low = ?1 AND active_leases < cap"
+
+enum {
+  Q_BEGIN,
+  Q_COMMIT,
+  Q_ROLLBACK,
+  Q_SYNC_FULL,
+  Q_SYNC_NORMAL,
+  Q_RECLAIM,
+  Q_LEASE_DEC,
+  Q_READMIT,
+  Q_PICK_LRU,
+  Q_PICK_RR,
+  Q_PICK_FILL,
+  Q_PICK_PROBE,
+  Q_LEASE_INS,
+  Q_LEASE_INC,
+  Q_LEASE_DEL,
+  Q_LEASE_EXT,
+  Q_HOLDER_DEL,
+  Q_GET_ID,
+  Q_GET_EMAIL,
+  Q_META_GET,
+  Q_META_SET,
+  Q__N
+};
+
+static const char *const sql[Q__N] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SYNC_FULL] = "PRAGMA synchronous=FULL",
+    [Q_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
+    [Q_RECLAIM] = "DELETE FROM leases WHERE expires_at <= ?1 RETURNING id, account_id",
+    [Q_LEASE_DEC] = "UPDATE accounts SET active_leases = active_leases - 1,"
+                    " probe_lease = CASE WHEN probe_lease = ?2 THEN NULL ELSE probe_lease END"
+                    " WHERE id = ?1 AND active_leases > 0",
+    [Q_READMIT] = "UPDATE accounts SET state = 'available', state_reason = '', state_until = 0,"
+                  " quota_low = 0 WHERE state = 'quota_exhausted' AND state_until <= ?1",
+    [Q_PICK_LRU] = "SELECT id FROM accounts WHERE " PICK_WHERE " ORDER BY last_used, id LIMIT ?2",
+    [Q_PICK_RR] = "SELECT id FROM accounts WHERE " PICK_WHERE " AND id > ?3 ORDER BY id LIMIT ?2",
+    [Q_PICK_FILL] =
+        "SELECT id FROM accounts WHERE " PICK_WHERE " ORDER BY weight DESC, id LIMIT ?2",
+    [Q_PICK_PROBE] = "SELECT id FROM accounts WHERE state = 'cooling' AND state_until <= ?1"
+                     " AND probe_lease IS NULL AND active_leases < cap"
+                     " ORDER BY state_until LIMIT ?2",
+    [Q_LEASE_INS] = "INSERT INTO leases(id, account_id, holder, pid, probe, created_at,"
+                    " expires_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_LEASE_INC] = "UPDATE accounts SET active_leases = active_leases + 1, last_used = ?2,"
+                    " uses = uses + 1, probe_lease = coalesce(?3, probe_lease)"
+                    " WHERE id = ?1 AND active_leases < cap",
+    [Q_LEASE_DEL] = "DELETE FROM leases WHERE id = ?1 RETURNING account_id",
+    [Q_LEASE_EXT] = "UPDATE leases SET expires_at = ?2 WHERE id = ?1",
+    [Q_HOLDER_DEL] = "DELETE FROM leases WHERE holder = ?1 RETURNING id, account_id",
+    [Q_GET_ID] = "SELECT " ACCT_COLS " FROM accounts WHERE id = ?1",
+    [Q_GET_EMAIL] = "SELECT " ACCT_COLS " FROM accounts WHERE email = ?1",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+};
+
+typedef struct sq {
+  w2a_store base;
+  sqlite3 *db;
+  sqlite3_stmt *q[Q__N];
+  int sync_full; /* current PRAGMA synchronous: 1 FULL, 0 NORMAL, -1 unknown */
+  int has_key;
+  int sealed_no_key; /* tokens are sealed but no key was given: secrets unavailable */
+  unsigned char key[W2A_SECRET_KEY_LEN];
+  int busy_timeout_ms;
+  uint64_t busy_start_us;
+  int readonly;
+} sq;
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static int dberr(sq *s, w2a_err *err, const char *what) {
+  int code = sqlite3_errcode(s->db);
+  return w2a_errf(err, W2A_EIO, "store: %s: %s%s", what, sqlite3_errmsg(s->db),
+                  code == SQLITE_BUSY ? " (database busy past the timeout)" : "");
+}
+
+static sqlite3_stmt *stmt(sq *s, int i) {
+  if (!s->q[i] &&
+      sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL) != SQLITE_OK)
+    return NULL;
+  sqlite3_reset(s->q[i]);
+  sqlite3_clear_bindings(s->q[i]);
+  return s->q[i];
+}
+
+/* Step a statement that returns no rows (or whose rows we ignore). */
+static int run(sq *s, int i, w2a_err *err) {
+  sqlite3_stmt *st = stmt(s, i);
+  if (!st) return dberr(s, err, sql[i]);
+  int r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+  }
+  sqlite3_reset(st);
+  return r == SQLITE_DONE ? 0 : dberr(s, err, sql[i]);
+}
+
+static int exec(sq *s, const char *text, w2a_err *err) {
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, text, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = w2a_errf(err, W2A_EIO, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return rc;
+  }
+  return 0;
+}
+
+static int set_sync(sq *s, int full, w2a_err *err) {
+  if (s->sync_full == full) return 0;
+  int rc = run(s, full ? Q_SYNC_FULL : Q_SYNC_NORMAL, err);
+  if (!rc) s->sync_full = full;
+  return rc;
+}
+
+static int tx_begin(sq *s, int full, w2a_err *err) {
+  int rc = set_sync(s, full, err);
+  if (rc) return rc;
+  return run(s, Q_BEGIN, err);
+}
+
+/* Commit when rc is 0, else roll back; returns rc (or the commit's failure). */
+static int tx_end(sq *s, int rc, w2a_err *err) {
+  if (!rc) {
+    rc = run(s, Q_COMMIT, err);
+    if (!rc) return 0;
+  }
+  if (!sqlite3_get_autocommit(s->db)) run(s, Q_ROLLBACK, NULL);
+  return rc;
+}
+
+static int busy_cb(void *ud, int count) {
+  sq *s = ud;
+  uint64_t now = w2a_mono_us();
+  if (count == 0) s->busy_start_us = now;
+  if (now - s->busy_start_us >= (uint64_t)s->busy_timeout_ms * 1000u) return 0;
+  unsigned base = count < 6 ? 20u << count : 1000u;
+  usleep(base / 2 + (unsigned)(w2a_random_u64() % base));
+  return 1;
+}
+
+static void copy_str(char *dst, size_t cap, const unsigned char *src) {
+  snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+static uint64_t col_u64(sqlite3_stmt *st, int i) {
+  sqlite3_int64 v = sqlite3_column_int64(st, i);
+  return v > 0 ? (uint64_t)v : 0;
+}
+
+static void fmt_time(uint64_t ms, char out[32]) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int unseal(sq *s, const char *stored, char **out, w2a_err *err) {
+  *out = NULL;
+  if (!w2a_secret_is_sealed(stored)) {
+    *out = strdup(stored);
+    return *out ? 0 : W2A_ENOMEM;
+  }
+  if (!s->has_key)
+    return w2a_errf(err, W2A_EAUTH, "store: refresh tokens are encrypted; set POOL_ENCRYPTION_KEY");
+  int rc = w2a_secret_open(s->key, stored, out);
+  if (rc) return w2a_errf(err, rc, "store: cannot decrypt a refresh token (wrong key?)");
+  return 0;
+}
+
+/* The value to store for a refresh token: sealed when a key is configured. */
+static int seal(sq *s, const char *plain, char **out, w2a_err *err) {
+  *out = NULL;
+  if (s->sealed_no_key)
+    return w2a_errf(err, W2A_EAUTH,
+                    "store: this database encrypts refresh tokens; set POOL_ENCRYPTION_KEY");
+  if (!s->has_key) {
+    *out = strdup(plain);
+    return *out ? 0 : W2A_ENOMEM;
+  }
+  int rc = w2a_secret_seal(s->key, plain, out);
+  return rc ? w2a_errf(err, rc, "store: sealing a refresh token failed") : 0;
+}
+
+/* Fill *a from a row selected with ACCT_COLS. */
+static int read_account(sq *s, sqlite3_stmt *st, int flags, w2a_account *a, w2a_err *err) {
+  memset(a, 0, sizeof *a);
+  a->id = sqlite3_column_int64(st, 0);
+  copy_str(a->email, sizeof a->email, sqlite3_column_text(st, 1));
+  copy_str(a->uid, sizeof a->uid, sqlite3_column_text(st, 2));
+  copy_str(a->label, sizeof a->label, sqlite3_column_text(st, 3));
+  const char *idt = (const char *)sqlite3_column_text(st, 5);
+  a->has_id_token = idt && *idt;
+  a->id_token_exp_ms = col_u64(st, 6);
+  int state = w2a_acct_state_parse((const char *)sqlite3_column_text(st, 7));
+  a->state = state < 0 ? W2A_ST_DISABLED : (w2a_acct_state)state;
+  copy_str(a->state_reason, sizeof a->state_reason, sqlite3_column_text(st, 8));
+  a->state_until_ms = col_u64(st, 9);
+  a->probing = sqlite3_column_int(st, 10);
+  a->quota.limit = sqlite3_column_int64(st, 11);
+  a->quota.used = sqlite3_column_int64(st, 12);
+  a->quota.reset_ms = col_u64(st, 13);
+  a->quota.unlimited = sqlite3_column_int(st, 14);
+  a->quota.updated_ms = col_u64(st, 15);
+  a->uses = sqlite3_column_int64(st, 16);
+  a->successes = sqlite3_column_int64(st, 17);
+  a->errors = sqlite3_column_int64(st, 18);
+  a->consecutive_failures = sqlite3_column_int64(st, 19);
+  a->window_failures = sqlite3_column_int64(st, 20);
+  a->refresh_failures = sqlite3_column_int64(st, 21);
+  copy_str(a->last_error, sizeof a->last_error, sqlite3_column_text(st, 22));
+  a->created_ms = col_u64(st, 23);
+  a->last_used_ms = col_u64(st, 24);
+  a->last_success_ms = col_u64(st, 25);
+  a->last_error_ms = col_u64(st, 26);
+  a->last_refresh_ms = col_u64(st, 27);
+  a->refresh_lock_until_ms = col_u64(st, 28);
+  a->cap = sqlite3_column_int(st, 29);
+  a->weight = sqlite3_column_int(st, 30);
+  a->active_leases = sqlite3_column_int(st, 31);
+  if (flags & (W2A_STORE_SECRETS | W2A_STORE_ID_TOKEN)) {
+    a->id_token = strdup(idt ? idt : "");
+    if (!a->id_token) return W2A_ENOMEM;
+  }
+  if (flags & W2A_STORE_SECRETS) {
+    int rc = unseal(s, (const char *)sqlite3_column_text(st, 4), &a->refresh_token, err);
+    if (rc) {
+      w2a_account_clear(a);
+      return rc;
+    }
+  }
+  return 0;
+}
+
+static int get_locked(sq *s, int64_t id, const char *email, int flags, w2a_account *out,
+                      w2a_err *err) {
+  sqlite3_stmt *st = stmt(s, email ? Q_GET_EMAIL : Q_GET_ID);
+  if (!st) return dberr(s, err, "get");
+  if (email)
+    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_int64(st, 1, id);
+  int r = sqlite3_step(st), rc;
+  if (r == SQLITE_ROW)
+    rc = read_account(s, st, flags, out, err);
+  else if (r == SQLITE_DONE) {
+    if (email)
+      rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account %s", email);
+    else
+      rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
+  } else
+    rc = dberr(s, err, "get");
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int meta_get(sq *s, const char *key, char *buf, size_t len) {
+  sqlite3_stmt *st = stmt(s, Q_META_GET);
+  if (!st) return W2A_EIO;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = W2A_ENOTFOUND;
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    copy_str(buf, len, sqlite3_column_text(st, 0));
+    rc = 0;
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int meta_set(sq *s, const char *key, const char *val, w2a_err *err) {
+  sqlite3_stmt *st = stmt(s, Q_META_SET);
+  if (!st) return dberr(s, err, "meta");
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+  int r = sqlite3_step(st);
+  sqlite3_reset(st);
+  return r == SQLITE_DONE ? 0 : dberr(s, err, "meta");
+}
+
+/* ---- open, migrations, key ---------------------------------------------------------- */
+
+static int mkdir_parent(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash || slash == dir) return 0;
+  *slash = 0;
+  for (char *p = dir + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(dir, 0700) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return mkdir(dir, 0700) && errno != EEXIST ? -1 : 0;
+}
+
+static int migrate(sq *s, w2a_err *err) {
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  sqlite3_stmt *st = NULL;
+  int version = 0;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+    rc = dberr(s, err, "user_version");
+    goto out;
+  }
+  if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (version > SCHEMA_VERSION) {
+    rc = w2a_errf(err, W2A_ESTATE, "store: database schema v%d is newer than this build (v%d)",
+                  version, SCHEMA_VERSION);
+    goto out;
+  }
+  for (int v = version; v < SCHEMA_VERSION; v++) {
+    if ((rc = exec(s, migrations[v], err))) goto out;
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version=%d", v + 1);
+    if ((rc = exec(s, pragma, err))) goto out;
+  }
+out:
+  return tx_end(s, rc, err);
+}
+
+static void hex(const unsigned char *p, size_t n, char *out) {
+  for (size_t i = 0; i < n; i++)
+    sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+static int unhex(const char *in, unsigned char *out, size_t n) {
+  if (strlen(in) != 2 * n) return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    if (sscanf(in + 2 * i, "%2x", &v) != 1) return -1;
+    out[i] = (unsigned char)v;
+  }
+  return 0;
+}
+
+static const char key_check_plain[] = "warp2api key check";
+
+/* Derive the key, check it against the stored check value, and on first use seal every
+ * token stored in clear (one transaction). */
+static int setup_key(sq *s, const char *pass, w2a_err *err) {
+  char saltx[2 * W2A_SECRET_SALT_LEN + 1], check[512];
+  unsigned char salt[W2A_SECRET_SALT_LEN];
+  int have_salt = !meta_get(s, "kdf_salt", saltx, sizeof saltx);
+  int have_check = !meta_get(s, "key_check", check, sizeof check);
+  if (!pass || !*pass) {
+    s->sealed_no_key = have_check;
+    return 0;
+  }
+  if (have_salt && !unhex(saltx, salt, sizeof salt) && have_check) {
+    if (w2a_secret_derive(pass, salt, sizeof salt, s->key))
+      return w2a_errf(err, W2A_EIO, "store: key derivation failed");
+    char *plain = NULL;
+    int rc = w2a_secret_open(s->key, check, &plain);
+    int ok = !rc && !strcmp(plain, key_check_plain);
+    w2a_secret_free(plain);
+    if (!ok)
+      return w2a_errf(err, W2A_EAUTH,
+                      "store: POOL_ENCRYPTION_KEY does not match the key this database uses");
+    s->has_key = 1;
+    return 0;
+  }
+  if (s->readonly) return w2a_errf(err, W2A_ESTATE, "store: key not set up (open read-write once)");
+  /* First use of a key: salt, check value, and seal existing clear tokens. */
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  sqlite3_stmt *sel = NULL, *upd = NULL;
+  char *chk = NULL;
+  w2a_random(salt, sizeof salt);
+  hex(salt, sizeof salt, saltx);
+  if (w2a_secret_derive(pass, salt, sizeof salt, s->key)) {
+    rc = w2a_errf(err, W2A_EIO, "store: key derivation failed");
+    goto out;
+  }
+  s->has_key = 1;
+  if ((rc = w2a_secret_seal(s->key, key_check_plain, &chk))) goto out;
+  if ((rc = meta_set(s, "kdf_salt", saltx, err)) || (rc = meta_set(s, "key_check", chk, err)))
+    goto out;
+  if (sqlite3_prepare_v2(s->db, "SELECT id, refresh_token FROM accounts", -1, &sel, NULL) ||
+      sqlite3_prepare_v2(s->db, "UPDATE accounts SET refresh_token = ?2 WHERE id = ?1", -1, &upd,
+                         NULL)) {
+    rc = dberr(s, err, "sealing tokens");
+    goto out;
+  }
+  while (sqlite3_step(sel) == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(sel, 1);
+    if (!t || w2a_secret_is_sealed(t)) continue;
+    char *sealed = NULL;
+    if ((rc = w2a_secret_seal(s->key, t, &sealed))) goto out;
+    sqlite3_reset(upd);
+    sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
+    sqlite3_bind_text(upd, 2, sealed, -1, free);
+    if (sqlite3_step(upd) != SQLITE_DONE) {
+      rc = dberr(s, err, "sealing tokens");
+      goto out;
+    }
+  }
+out:
+  sqlite3_finalize(sel);
+  sqlite3_finalize(upd);
+  free(chk);
+  if (rc) s->has_key = 0;
+  return tx_end(s, rc, err);
+}
+
+static void sq_close(w2a_store *base) {
+  sq *s = (sq *)base;
+  for (int i = 0; i < Q__N; i++)
+    sqlite3_finalize(s->q[i]);
+  sqlite3_close(s->db);
+  memset(s->key, 0, sizeof s->key);
+  free(s);
+}
+
+/* ---- accounts ----------------------------------------------------------------------- */
+
+static int valid_new(const w2a_account_new *a) {
+  if (!a->email || !*a->email || strlen(a->email) >= W2A_EMAIL_MAX) return 0;
+  if (!a->refresh_token || !*a->refresh_token || strlen(a->refresh_token) > W2A_TOKEN_MAX) return 0;
+  if (a->id_token && strlen(a->id_token) > W2A_TOKEN_MAX) return 0;
+  for (const char *p = a->email; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) return 0;
+  if (a->cap < 0) return 0;
+  return 1;
+}
+
+/* Insert or update one account inside an open transaction. */
+static int upsert(sq *s, const w2a_account_new *a, w2a_import_mode mode, uint64_t now, int64_t *id,
+                  w2a_import_result *res, w2a_err *err) {
+  if (!valid_new(a)) {
+    *res = W2A_IMPORTED_INVALID;
+    return w2a_errf(err, W2A_EINVAL, "store: account needs an email and a refresh token");
+  }
+  w2a_account cur;
+  w2a_err e2;
+  int rc = get_locked(s, 0, a->email, 0, &cur, &e2);
+  if (rc && rc != W2A_ENOTFOUND) return w2a_errf(err, rc, "%s", e2.msg);
+  int exists = !rc;
+  if (exists && mode == W2A_IMPORT_SKIP) {
+    *res = W2A_IMPORTED_SKIPPED;
+    if (id) *id = cur.id;
+    return 0;
+  }
+  char *sealed = NULL;
+  if ((rc = seal(s, a->refresh_token, &sealed, err))) return rc;
+  uint64_t exp = a->id_token_exp_ms;
+  if (!exp && a->id_token && *a->id_token) exp = w2a_jwt_exp_ms(a->id_token);
+  sqlite3_stmt *st = NULL;
+  const char *q =
+      exists ? "UPDATE accounts SET refresh_token = ?2, id_token = coalesce(?3, id_token),"
+               " id_token_exp = CASE WHEN ?3 IS NULL THEN id_token_exp ELSE ?4 END,"
+               " uid = coalesce(?5, uid), label = coalesce(?6, label), weight = ?7, cap = ?8"
+               " WHERE id = ?1"
+             : "INSERT INTO accounts(email, refresh_token, id_token, id_token_exp, uid, label,"
+               " weight, cap, created_at) VALUES(?1, ?2, coalesce(?3, ''), ?4,"
+               " coalesce(?5, ''), coalesce(?6, ''), ?7, ?8, ?9)";
+  if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) {
+    rc = dberr(s, err, "add");
+    goto out;
+  }
+  if (exists)
+    sqlite3_bind_int64(st, 1, cur.id);
+  else
+    sqlite3_bind_text(st, 1, a->email, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, sealed, -1, SQLITE_STATIC);
+  if (a->id_token && *a->id_token) sqlite3_bind_text(st, 3, a->id_token, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)exp);
+  if (a->uid && *a->uid) sqlite3_bind_text(st, 5, a->uid, -1, SQLITE_STATIC);
+  if (a->label) sqlite3_bind_text(st, 6, a->label, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 7, a->weight > 0 ? a->weight : 1);
+  sqlite3_bind_int(st, 8, a->cap > 0 ? a->cap : 1);
+  if (!exists) sqlite3_bind_int64(st, 9, (sqlite3_int64)now);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = dberr(s, err, "add");
+    goto out;
+  }
+  if (id) *id = exists ? cur.id : sqlite3_last_insert_rowid(s->db);
+  *res = exists ? W2A_IMPORTED_UPDATED : W2A_IMPORTED_NEW;
+out:
+  sqlite3_finalize(st);
+  w2a_secret_free(sealed);
+  return rc;
+}
+
+static int sq_add(w2a_store *base, const w2a_account_new *a, uint64_t now, int64_t *id,
+                  w2a_err *err) {
+  sq *s = (sq *)base;
+  w2a_import_result res;
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  rc = upsert(s, a, W2A_IMPORT_SKIP, now, id, &res, err);
+  if (!rc && res == W2A_IMPORTED_SKIPPED)
+    rc = w2a_errf(err, W2A_ESTATE, "store: account %s already exists", a->email);
+  return tx_end(s, rc, err);
+}
+
+static int sq_import(w2a_store *base, const w2a_account_new *a, size_t n, w2a_import_mode mode,
+                     uint64_t now, w2a_import_result *results, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  for (size_t i = 0; i < n && !rc; i++) {
+    w2a_import_result res;
+    w2a_err e2;
+    rc = upsert(s, &a[i], mode, now, NULL, &res, &e2);
+    if (rc == W2A_EINVAL)
+      rc = 0; /* a bad row is reported, not fatal */
+    else if (rc)
+      w2a_errf(err, rc, "%s", e2.msg);
+    if (results) results[i] = res;
+  }
+  return tx_end(s, rc, err);
+}
+
+static int sq_get(w2a_store *base, int64_t id, const char *email, int flags, w2a_account *out,
+                  w2a_err *err) {
+  return get_locked((sq *)base, id, email, flags, out, err);
+}
+
+static int sq_list(w2a_store *base, const w2a_store_filter *f, w2a_store_each_fn fn, void *ud,
+                   w2a_err *err) {
+  sq *s = (sq *)base;
+  w2a_store_filter all = {.state = -1};
+  if (!f) f = &all;
+  sqlite3_stmt *st = NULL;
+  int rc = 0, r;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT " ACCT_COLS " FROM accounts WHERE (?1 < 0 OR state = ?2)"
+                         " AND (?3 IS NULL OR label = ?3) AND id > ?4 ORDER BY id LIMIT ?5",
+                         -1, &st, NULL) != SQLITE_OK)
+    return dberr(s, err, "list");
+  sqlite3_bind_int(st, 1, f->state);
+  sqlite3_bind_text(st, 2, w2a_acct_state_name((w2a_acct_state)f->state), -1, SQLITE_STATIC);
+  if (f->label) sqlite3_bind_text(st, 3, f->label, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, f->after_id);
+  sqlite3_bind_int64(st, 5, f->limit > 0 ? f->limit : -1);
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    w2a_account a;
+    if ((rc = read_account(s, st, f->flags, &a, err))) break;
+    rc = fn(&a, ud);
+    w2a_account_clear(&a);
+    if (rc) break;
+  }
+  if (!rc && r != SQLITE_DONE && r != SQLITE_ROW) rc = dberr(s, err, "list");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Prepare, bind with a printf-like signature of types, step to done, finalize.
+ * fmt chars: 'i' int64, 't' text (NULL binds NULL). Returns changes() or a W2A_E*. */
+static int update(sq *s, w2a_err *err, const char *q, const char *fmt, ...) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return dberr(s, err, q);
+  va_list ap;
+  va_start(ap, fmt);
+  for (int i = 0; fmt[i]; i++) {
+    if (fmt[i] == 'i')
+      sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+    else {
+      const char *t = va_arg(ap, const char *);
+      if (t) sqlite3_bind_text(st, i + 1, t, -1, SQLITE_TRANSIENT);
+    }
+  }
+  va_end(ap);
+  int r = sqlite3_step(st), rc;
+  rc = r == SQLITE_DONE || r == SQLITE_ROW ? sqlite3_changes(s->db) : dberr(s, err, q);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_remove(w2a_store *base, int64_t id, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  rc = update(s, err, "DELETE FROM leases WHERE account_id = ?1", "i", id);
+  if (rc >= 0) rc = update(s, err, "DELETE FROM accounts WHERE id = ?1", "i", id);
+  if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
+  return tx_end(s, rc > 0 ? 0 : rc, err);
+}
+
+static int sq_set_state(w2a_store *base, int64_t id, w2a_acct_state st, const char *reason,
+                        uint64_t until, uint64_t now, w2a_err *err) {
+  sq *s = (sq *)base;
+  if ((unsigned)st >= W2A_ST__COUNT) return w2a_errf(err, W2A_EINVAL, "store: bad state");
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  if (st == W2A_ST_AVAILABLE)
+    rc = update(s, err,
+                "UPDATE accounts SET state = 'available', state_reason = '', state_until = 0,"
+                " probe_lease = NULL, consecutive_failures = 0, window_failures = 0,"
+                " refresh_failures = 0, quota_low = 0 WHERE id = ?1",
+                "i", id);
+  else
+    rc = update(s, err,
+                "UPDATE accounts SET state = ?2, state_reason = ?3, state_until = ?4,"
+                " quota_low = CASE WHEN ?2 = 'quota_exhausted' THEN 1 ELSE quota_low END,"
+                " last_error_at = CASE WHEN ?2 = 'disabled' THEN last_error_at ELSE ?5 END"
+                " WHERE id = ?1",
+                "ittii", id, w2a_acct_state_name(st), reason ? reason : "", (int64_t)until,
+                (int64_t)now);
+  if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
+  return tx_end(s, rc > 0 ? 0 : rc, err);
+}
+
+static int sq_set_meta(w2a_store *base, int64_t id, const w2a_account_meta *m, w2a_err *err) {
+  sq *s = (sq *)base;
+  if (m->cap == 0) return w2a_errf(err, W2A_EINVAL, "store: cap must be at least 1");
+  if (m->label && strlen(m->label) >= W2A_LABEL_MAX)
+    return w2a_errf(err, W2A_EINVAL, "store: label too long");
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  rc = update(s, err,
+              "UPDATE accounts SET label = coalesce(?2, label),"
+              " weight = CASE WHEN ?3 < 0 THEN weight ELSE ?3 END,"
+              " cap = CASE WHEN ?4 < 0 THEN cap ELSE ?4 END WHERE id = ?1",
+              "itii", id, m->label, (int64_t)m->weight, (int64_t)m->cap);
+  if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
+  return tx_end(s, rc > 0 ? 0 : rc, err);
+}
+
+static int sq_counts(w2a_store *base, uint64_t now, w2a_store_stats *c, w2a_err *err) {
+  sq *s = (sq *)base;
+  memset(c, 0, sizeof *c);
+  sqlite3_stmt *st = NULL;
+  int rc = 0, r;
+  /* One pass over the accounts (a few ms at 10,000 rows) and one over live leases. */
+  if (sqlite3_prepare_v2(
+          s->db,
+          "SELECT state, count(*), sum(active_leases > 0),"
+          " sum(CASE WHEN state = 'available' THEN active_leases < cap"
+          " WHEN state = 'cooling' THEN state_until <= ?1 AND probe_lease IS NULL"
+          " AND active_leases < cap"
+          " WHEN state = 'quota_exhausted' THEN state_until <= ?1 AND active_leases < cap"
+          " ELSE 0 END) FROM accounts GROUP BY state",
+          -1, &st, NULL) != SQLITE_OK)
+    return dberr(s, err, "counts");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    int i = w2a_acct_state_parse((const char *)sqlite3_column_text(st, 0));
+    int64_t n = sqlite3_column_int64(st, 1);
+    if (i >= 0) c->by_state[i] += n;
+    c->total += n;
+    c->leased_accounts += sqlite3_column_int64(st, 2);
+    c->usable += sqlite3_column_int64(st, 3);
+  }
+  if (r != SQLITE_DONE) rc = dberr(s, err, "counts");
+  sqlite3_finalize(st);
+  st = NULL;
+  if (rc) return rc;
+  if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM leases WHERE expires_at > ?1", -1, &st,
+                         NULL) != SQLITE_OK)
+    return dberr(s, err, "counts");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    c->active_leases = sqlite3_column_int64(st, 0);
+  else
+    rc = dberr(s, err, "counts");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_why_not(w2a_store *base, int64_t id, uint64_t now, char *buf, size_t len,
+                      w2a_err *err) {
+  sq *s = (sq *)base;
+  w2a_account a;
+  int rc = get_locked(s, id, NULL, 0, &a, err);
+  if (rc) return rc;
+  char t[32];
+  fmt_time(a.state_until_ms, t);
+  buf[0] = 0;
+  switch (a.state) {
+  case W2A_ST_DISABLED: snprintf(buf, len, "disabled by the operator: %s", a.state_reason); break;
+  case W2A_ST_INVALID:
+    snprintf(buf, len, "invalid: refresh token rejected (%s)", a.state_reason);
+    break;
+  case W2A_ST_BLOCKED: snprintf(buf, len, "blocked from AI by Warp: %s", a.state_reason); break;
+  case W2A_ST_QUOTA:
+    if (a.state_until_ms > now)
+      snprintf(buf, len, "quota exhausted until %s (%s)", t, a.state_reason);
+    break;
+  case W2A_ST_COOLING:
+    if (a.state_until_ms > now)
+      snprintf(buf, len, "cooling until %s: %s", t, a.state_reason);
+    else if (a.probing)
+      snprintf(buf, len, "cooling: its half-open probe request is in flight");
+    break;
+  default: break;
+  }
+  if (!buf[0] && a.active_leases >= a.cap)
+    snprintf(buf, len, "at its concurrency cap (%d/%d leases)", a.active_leases, a.cap);
+  return 0;
+}
+
+static int sq_set_quota(w2a_store *base, int64_t id, const w2a_quota *q, w2a_err *err) {
+  sq *s = (sq *)base;
+  int low = !q->unlimited && q->limit >= 0 && q->used >= q->limit;
+  uint64_t now = q->updated_ms ? q->updated_ms : w2a_now_ms();
+  uint64_t until = q->reset_ms > now ? q->reset_ms : now + 3600000u;
+  char reason[96];
+  snprintf(reason, sizeof reason, "quota used %lld of %lld", (long long)q->used,
+           (long long)q->limit);
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  rc = update(s, err,
+              "UPDATE accounts SET quota_limit = ?2, quota_used = ?3, quota_reset = ?4,"
+              " quota_unlimited = ?5, quota_updated = ?6, quota_low = ?7,"
+              " state = CASE WHEN state = 'available' AND ?7 THEN 'quota_exhausted'"
+              "  WHEN state = 'quota_exhausted' AND NOT ?7 AND ?4 <= ?6 THEN 'available'"
+              "  ELSE state END,"
+              " state_reason = CASE WHEN state = 'available' AND ?7 THEN ?9"
+              "  WHEN state = 'quota_exhausted' AND NOT ?7 AND ?4 <= ?6 THEN ''"
+              "  ELSE state_reason END,"
+              " state_until = CASE WHEN state = 'available' AND ?7 THEN ?8"
+              "  WHEN state = 'quota_exhausted' AND NOT ?7 AND ?4 <= ?6 THEN 0"
+              "  WHEN state = 'quota_exhausted' AND ?4 > ?6 THEN ?4"
+              "  ELSE state_until END"
+              " WHERE id = ?1",
+              "iiiiiiiit", id, q->limit, q->used, (int64_t)q->reset_ms, (int64_t)q->unlimited,
+              (int64_t)now, (int64_t)low, (int64_t)until, reason);
+  if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
+  return tx_end(s, rc > 0 ? 0 : rc, err);
+}
+
+static int sq_set_tokens(w2a_store *base, int64_t id, const char *id_token, uint64_t exp,
+                         const char *new_rt, uint64_t now, w2a_err *err) {
+  sq *s = (sq *)base;
+  char *sealed = NULL;
+  int rc;
+  if (!id_token || strlen(id_token) > W2A_TOKEN_MAX || (new_rt && strlen(new_rt) > W2A_TOKEN_MAX))
+    return w2a_errf(err, W2A_EINVAL, "store: bad token");
+  if (new_rt && *new_rt && (rc = seal(s, new_rt, &sealed, err))) return rc;
+  if (!exp) exp = w2a_jwt_exp_ms(id_token);
+  rc = tx_begin(s, 1, err);
+  if (rc) goto out;
+  rc = update(s, err,
+              "UPDATE accounts SET id_token = ?2, id_token_exp = ?3,"
+              " refresh_token = coalesce(?4, refresh_token), last_refresh = ?5,"
+              " refresh_lock_until = 0, refresh_failures = 0 WHERE id = ?1",
+              "ititi", id, id_token, (int64_t)exp, sealed, (int64_t)now);
+  if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
+  rc = tx_end(s, rc > 0 ? 0 : rc, err);
+out:
+  w2a_secret_free(sealed);
+  return rc;
+}
+
+static int sq_refresh_failed(w2a_store *base, int64_t id, int invalid, const char *reason,
+                             uint64_t now, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  rc = update(s, err,
+              "UPDATE accounts SET refresh_lock_until = 0, refresh_failures = refresh_failures + 1,"
+              " last_error = ?2, last_error_at = ?3,"
+              " state = CASE WHEN ?4 THEN 'invalid' ELSE state END,"
+              " state_reason = CASE WHEN ?4 THEN ?2 ELSE state_reason END,"
+              " state_until = CASE WHEN ?4 THEN 0 ELSE state_until END WHERE id = ?1",
+              "itii", id, reason ? reason : "", (int64_t)now, (int64_t)(invalid != 0));
+  if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
+  return tx_end(s, rc > 0 ? 0 : rc, err);
+}
+
+static int sq_refresh_claim(w2a_store *base, int64_t id, uint64_t now, uint64_t hold,
+                            w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 0, err);
+  if (rc) return rc;
+  rc = update(s, err,
+              "UPDATE accounts SET refresh_lock_until = ?2 WHERE id = ?1"
+              " AND refresh_lock_until <= ?3",
+              "iii", id, (int64_t)(now + hold), (int64_t)now);
+  if (rc == 0) {
+    w2a_account a;
+    w2a_err e2;
+    rc = get_locked(s, id, NULL, 0, &a, &e2)
+             ? w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id)
+             : w2a_errf(err, W2A_EAGAIN, "store: a refresh of #%lld is in flight", (long long)id);
+  }
+  int erc = tx_end(s, rc > 0 ? 0 : rc, err);
+  return rc > 0 ? erc : rc;
+}
+
+static int sq_due(w2a_store *base, int what, uint64_t now, uint64_t horizon, int64_t *ids,
+                  size_t max, size_t *n, w2a_err *err) {
+  sq *s = (sq *)base;
+  sqlite3_stmt *st = NULL;
+  *n = 0;
+  const char *q = what == W2A_DUE_REFRESH
+                      ? "SELECT id FROM accounts WHERE id_token_exp < ?1 + ?2"
+                        " AND state IN ('available', 'cooling') AND last_used + 7200000 >= ?1"
+                        " AND refresh_lock_until <= ?1 ORDER BY id_token_exp LIMIT ?3"
+                      : "SELECT id FROM accounts WHERE quota_updated < ?1 - ?2"
+                        " AND state NOT IN ('invalid', 'blocked', 'disabled')"
+                        " AND id_token_exp > ?1 + 60000 ORDER BY quota_updated LIMIT ?3";
+  if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return dberr(s, err, "due");
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)horizon);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+  int r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+    ids[(*n)++] = sqlite3_column_int64(st, 0);
+  int rc = r == SQLITE_DONE || r == SQLITE_ROW ? 0 : dberr(s, err, "due");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* ---- leases ------------------------------------------------------------------------- */
+
+static int lease_dec(sq *s, int64_t acct, const char *lease_id, w2a_err *err) {
+  sqlite3_stmt *st = stmt(s, Q_LEASE_DEC);
+  if (!st) return dberr(s, err, "release");
+  sqlite3_bind_int64(st, 1, acct);
+  sqlite3_bind_text(st, 2, lease_id, -1, SQLITE_STATIC);
+  int r = sqlite3_step(st);
+  sqlite3_reset(st);
+  return r == SQLITE_DONE ? 0 : dberr(s, err, "release");
+}
+
+/* Delete leases matching q (Q_RECLAIM by time or Q_HOLDER_DEL by holder) and give their
+ * accounts back, inside the open transaction. */
+static int drop_leases(sq *s, int q, int64_t now, const char *holder, int *count, w2a_err *err) {
+  typedef struct {
+    char id[40];
+    int64_t acct;
+  } dead;
+  dead local[16], *d = local;
+  size_t n = 0, cap = 16;
+  int rc = 0, r;
+  sqlite3_stmt *st = stmt(s, q);
+  if (!st) return dberr(s, err, "reclaim");
+  if (holder)
+    sqlite3_bind_text(st, 1, holder, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_int64(st, 1, now);
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == cap) {
+      dead *nd = malloc(2 * cap * sizeof *nd);
+      if (!nd) {
+        rc = W2A_ENOMEM;
+        break;
+      }
+      memcpy(nd, d, n * sizeof *nd);
+      if (d != local) free(d);
+      d = nd;
+      cap *= 2;
+    }
+    copy_str(d[n].id, sizeof d[n].id, sqlite3_column_text(st, 0));
+    d[n].acct = sqlite3_column_int64(st, 1);
+    n++;
+  }
+  if (!rc && r != SQLITE_DONE) rc = dberr(s, err, "reclaim");
+  sqlite3_reset(st);
+  for (size_t i = 0; i < n && !rc; i++)
+    rc = lease_dec(s, d[i].acct, d[i].id, err);
+  if (d != local) free(d);
+  if (count) *count = (int)n;
+  return rc;
+}
+
+static int excluded(const w2a_lease_req *rq, int64_t id, const w2a_lease_row *rows, int n) {
+  for (size_t i = 0; i < rq->nexclude; i++)
+    if (rq->exclude[i] == id) return 1;
+  for (int i = 0; i < n; i++)
+    if (rows[i].account_id == id) return 1;
+  return 0;
+}
+
+/* Take the lease on one account inside the transaction; 1 taken, 0 raced (cap), <0 err. */
+static int take(sq *s, const w2a_lease_req *rq, int64_t acct, int probe, w2a_lease_row *row,
+                w2a_err *err) {
+  sqlite3_stmt *st = stmt(s, Q_LEASE_INC);
+  if (!st) return dberr(s, err, "lease");
+  char id[37];
+  w2a_uuid4(id);
+  sqlite3_bind_int64(st, 1, acct);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)rq->now_ms);
+  if (probe) sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+  int r = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (r != SQLITE_DONE) return dberr(s, err, "lease");
+  if (sqlite3_changes(s->db) != 1) return 0;
+  if (!(st = stmt(s, Q_LEASE_INS))) return dberr(s, err, "lease");
+  uint64_t exp = rq->now_ms + rq->ttl_ms;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, acct);
+  sqlite3_bind_text(st, 3, rq->holder ? rq->holder : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)getpid());
+  sqlite3_bind_int(st, 5, probe);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)rq->now_ms);
+  sqlite3_bind_int64(st, 7, (sqlite3_int64)exp);
+  r = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (r != SQLITE_DONE) return dberr(s, err, "lease");
+  memset(row, 0, sizeof *row);
+  memcpy(row->id, id, sizeof id);
+  row->account_id = acct;
+  row->expires_ms = exp;
+  row->probe = probe;
+  int rc = get_locked(s, acct, NULL, rq->want_secrets ? W2A_STORE_ID_TOKEN : 0, &row->acct, err);
+  return rc ? rc : 1;
+}
+
+static int pick_sql(w2a_selection sel) {
+  return sel == W2A_SEL_ROUND_ROBIN  ? Q_PICK_RR
+         : sel == W2A_SEL_FILL_FIRST ? Q_PICK_FILL
+                                     : Q_PICK_LRU;
+}
+
+/* Candidates from one pick query, taken in order until `want` rows are filled. */
+static int pick(sq *s, const w2a_lease_req *rq, int q, int quota_low, int64_t after,
+                w2a_lease_row *rows, int *n, int want, w2a_err *err) {
+  int64_t ids[64];
+  int m = 0, r, rc = 0;
+  sqlite3_stmt *st = stmt(s, q);
+  if (!st) return dberr(s, err, "pick");
+  int64_t limit = (int64_t)(want - *n) + (int64_t)rq->nexclude;
+  if (limit > 64) limit = 64;
+  if (q == Q_PICK_PROBE) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)rq->now_ms);
+  } else {
+    sqlite3_bind_int(st, 1, quota_low);
+    if (q == Q_PICK_RR) sqlite3_bind_int64(st, 3, after);
+  }
+  sqlite3_bind_int64(st, 2, limit);
+  while ((r = sqlite3_step(st)) == SQLITE_ROW && m < 64)
+    ids[m++] = sqlite3_column_int64(st, 0);
+  if (r != SQLITE_DONE && r != SQLITE_ROW) rc = dberr(s, err, "pick");
+  sqlite3_reset(st);
+  for (int i = 0; i < m && !rc && *n < want; i++) {
+    if (excluded(rq, ids[i], rows, *n)) continue;
+    int t = take(s, rq, ids[i], q == Q_PICK_PROBE, &rows[*n], err);
+    if (t < 0)
+      rc = t;
+    else if (t)
+      (*n)++;
+  }
+  return rc;
+}
+
+static void explain_none(sq *s, const w2a_lease_req *rq, w2a_lease_none *none) {
+  w2a_store_stats c;
+  memset(none, 0, sizeof *none);
+  if (sq_counts(&s->base, rq->now_ms, &c, NULL)) return;
+  none->total = c.total;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT min(state_until) FROM accounts WHERE state IN ('cooling',"
+                         " 'quota_exhausted') AND state_until > ?1",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)rq->now_ms);
+    if (sqlite3_step(st) == SQLITE_ROW) none->retry_at_ms = col_u64(st, 0);
+    sqlite3_finalize(st);
+  }
+  if (!c.total) {
+    snprintf(none->reason, sizeof none->reason, "the pool has no accounts");
+    return;
+  }
+  snprintf(none->reason, sizeof none->reason,
+           "no account can be leased: %lld available (%lld leased to their cap), %lld cooling,"
+           " %lld quota_exhausted, %lld invalid, %lld blocked, %lld disabled%s",
+           (long long)c.by_state[W2A_ST_AVAILABLE], (long long)c.leased_accounts,
+           (long long)c.by_state[W2A_ST_COOLING], (long long)c.by_state[W2A_ST_QUOTA],
+           (long long)c.by_state[W2A_ST_INVALID], (long long)c.by_state[W2A_ST_BLOCKED],
+           (long long)c.by_state[W2A_ST_DISABLED],
+           rq->nexclude ? " (some already tried by this request)" : "");
+}
+
+static int sq_lease_acquire(w2a_store *base, const w2a_lease_req *rq, w2a_lease_row *rows, int *n,
+                            w2a_lease_none *none, w2a_err *err) {
+  sq *s = (sq *)base;
+  *n = 0;
+  int want = rq->count > 0 ? rq->count : 1;
+  int rc = tx_begin(s, 0, err);
+  if (rc) return rc;
+  if ((rc = drop_leases(s, Q_RECLAIM, (int64_t)rq->now_ms, NULL, NULL, err))) goto out;
+  sqlite3_stmt *st = stmt(s, Q_READMIT);
+  if (!st) {
+    rc = dberr(s, err, "readmit");
+    goto out;
+  }
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)rq->now_ms);
+  if (sqlite3_step(st) != SQLITE_DONE) rc = dberr(s, err, "readmit");
+  sqlite3_reset(st);
+  if (rc) goto out;
+  /* A cooled account whose time is up gets one probe lease before fresh accounts: that
+   * is the only way it comes back, and at most one request pays for a failed probe. */
+  if ((rc = pick(s, rq, Q_PICK_PROBE, 0, 0, rows, n, 1, err))) goto out;
+  int64_t cursor = 0;
+  char buf[32];
+  if (rq->selection == W2A_SEL_ROUND_ROBIN && !meta_get(s, "rr_cursor", buf, sizeof buf))
+    cursor = strtoll(buf, NULL, 10);
+  for (int ql = 0; ql <= 1 && *n < want && !rc; ql++) {
+    rc = pick(s, rq, pick_sql(rq->selection), ql, cursor, rows, n, want, err);
+    if (!rc && *n < want && rq->selection == W2A_SEL_ROUND_ROBIN && cursor)
+      rc = pick(s, rq, Q_PICK_RR, ql, 0, rows, n, want, err); /* wrap around */
+  }
+  if (!rc && rq->selection == W2A_SEL_ROUND_ROBIN && *n) {
+    snprintf(buf, sizeof buf, "%lld", (long long)rows[*n - 1].account_id);
+    rc = meta_set(s, "rr_cursor", buf, err);
+  }
+out:
+  if (rc) {
+    for (int i = 0; i < *n; i++)
+      w2a_account_clear(&rows[i].acct);
+    *n = 0;
+  }
+  rc = tx_end(s, rc, err);
+  if (!rc && !*n && none) explain_none(s, rq, none);
+  return rc;
+}
+
+static int sq_lease_extend(w2a_store *base, const char *lease_id, uint64_t exp, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 0, err);
+  if (rc) return rc;
+  sqlite3_stmt *st = stmt(s, Q_LEASE_EXT);
+  if (!st)
+    rc = dberr(s, err, "extend");
+  else {
+    sqlite3_bind_text(st, 1, lease_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)exp);
+    if (sqlite3_step(st) != SQLITE_DONE)
+      rc = dberr(s, err, "extend");
+    else if (sqlite3_changes(s->db) != 1)
+      rc = w2a_errf(err, W2A_ENOTFOUND, "store: lease %s is gone (reclaimed)", lease_id);
+    sqlite3_reset(st);
+  }
+  int erc = tx_end(s, rc == W2A_ENOTFOUND ? 0 : rc, err);
+  return erc ? erc : rc;
+}
+
+/* Apply a lease's result to its account (inside the transaction). */
+static int apply_result(sq *s, int64_t acct, int was_probe, const w2a_lease_result *r, uint64_t now,
+                        w2a_err *err) {
+  w2a_account a;
+  w2a_err e2;
+  int rc = get_locked(s, acct, NULL, 0, &a, &e2);
+  if (rc == W2A_ENOTFOUND) return 0; /* deleted meanwhile */
+  if (rc) return w2a_errf(err, rc, "%s", e2.msg);
+  const char *reason = r->reason ? r->reason : "";
+  if (r->ok) {
+    /* Success: a cooling account (its probe, or a lease taken before it cooled) is
+     * healthy again. Operator and Warp verdicts (disabled, blocked, …) stay. */
+    return update(s, err,
+                  "UPDATE accounts SET successes = successes + 1, consecutive_failures = 0,"
+                  " window_failures = 0, last_success = ?2,"
+                  " state = CASE WHEN state = 'cooling' THEN 'available' ELSE state END,"
+                  " state_reason = CASE WHEN state = 'cooling' THEN '' ELSE state_reason END,"
+                  " state_until = CASE WHEN state = 'cooling' THEN 0 ELSE state_until END"
+                  " WHERE id = ?1",
+                  "ii", acct, (int64_t)now) < 0
+               ? W2A_EIO
+               : 0;
+  }
+  int64_t wstart = 0, wfail = a.window_failures;
+  char why[W2A_REASON_MAX];
+  const char *new_state = w2a_acct_state_name(a.state);
+  uint64_t until = a.state_until_ms;
+  snprintf(why, sizeof why, "%s", a.state_reason);
+  if (r->failure) {
+    /* window_start is not in w2a_account; read it here */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT window_start FROM accounts WHERE id = ?1", -1, &st,
+                           NULL) == SQLITE_OK) {
+      sqlite3_bind_int64(st, 1, acct);
+      if (sqlite3_step(st) == SQLITE_ROW) wstart = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+    }
+    if (!wstart || now - (uint64_t)wstart > r->window_ms) {
+      wstart = (int64_t)now;
+      wfail = 1;
+    } else {
+      wfail++;
+    }
+    if (a.state == W2A_ST_COOLING && was_probe) {
+      /* the half-open probe failed: cool again for the full time */
+      until = now + r->cooldown_ms;
+      snprintf(why, sizeof why, "probe failed: %s", reason);
+    } else if (a.state == W2A_ST_AVAILABLE && r->threshold > 0 && wfail >= r->threshold) {
+      new_state = "cooling";
+      until = now + r->cooldown_ms;
+      snprintf(why, sizeof why, "%lld failures within %llus: %s", (long long)wfail,
+               (unsigned long long)(r->window_ms / 1000), reason);
+      wfail = 0;
+      wstart = 0;
+    }
+  }
+  if (r->set_state >= 0 && r->set_state < W2A_ST__COUNT &&
+      (a.state != W2A_ST_DISABLED || r->set_state != W2A_ST_COOLING)) {
+    /* Warp's verdict overrides the failure window, except that an operator's disable
+     * is never softened into a cool-down. */
+    new_state = w2a_acct_state_name((w2a_acct_state)r->set_state);
+    until = r->until_ms;
+    snprintf(why, sizeof why, "%s", reason);
+  }
+  int sq_low = r->set_state == W2A_ST_QUOTA;
+  return update(s, err,
+                "UPDATE accounts SET errors = errors + ?2, consecutive_failures ="
+                " consecutive_failures + ?2, window_start = ?3, window_failures = ?4,"
+                " last_error = ?5, last_error_at = ?6, state = ?7, state_reason = ?8,"
+                " state_until = ?9, quota_low = CASE WHEN ?10 THEN 1 ELSE quota_low END"
+                " WHERE id = ?1",
+                "iiiitittii", acct, (int64_t)(r->failure || r->set_state >= 0), wstart, wfail,
+                reason, (int64_t)now, new_state, why, (int64_t)until, (int64_t)sq_low) < 0
+             ? W2A_EIO
+             : 0;
+}
+
+static int sq_lease_release(w2a_store *base, const char *lease_id, int64_t acct,
+                            const w2a_lease_result *r, uint64_t now, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, r && !r->ok, err);
+  if (rc) return rc;
+  int found = 0, was_probe = 0;
+  sqlite3_stmt *st = stmt(s, Q_LEASE_DEL);
+  if (!st) {
+    rc = dberr(s, err, "release");
+    goto out;
+  }
+  sqlite3_bind_text(st, 1, lease_id, -1, SQLITE_STATIC);
+  int x = sqlite3_step(st);
+  if (x == SQLITE_ROW) {
+    found = 1;
+    acct = sqlite3_column_int64(st, 0);
+    while ((x = sqlite3_step(st)) == SQLITE_ROW) {
+    }
+  }
+  sqlite3_reset(st);
+  if (x != SQLITE_DONE) {
+    rc = dberr(s, err, "release");
+    goto out;
+  }
+  if (found) {
+    /* Was this the probe? Compare before lease_dec clears probe_lease. */
+    sqlite3_stmt *p = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT probe_lease = ?2 FROM accounts WHERE id = ?1", -1, &p,
+                           NULL) == SQLITE_OK) {
+      sqlite3_bind_int64(p, 1, acct);
+      sqlite3_bind_text(p, 2, lease_id, -1, SQLITE_STATIC);
+      if (sqlite3_step(p) == SQLITE_ROW) was_probe = sqlite3_column_int(p, 0);
+      sqlite3_finalize(p);
+    }
+    if ((rc = lease_dec(s, acct, lease_id, err))) goto out;
+  }
+  if (r && acct > 0) rc = apply_result(s, acct, was_probe, r, now, err);
+out:
+  rc = tx_end(s, rc, err);
+  if (!rc && !found)
+    return w2a_errf(err, W2A_ENOTFOUND, "store: lease %s was already reclaimed", lease_id);
+  return rc;
+}
+
+static int sq_release_holder(w2a_store *base, const char *holder, uint64_t now, int *n,
+                             w2a_err *err) {
+  sq *s = (sq *)base;
+  (void)now;
+  int rc = tx_begin(s, 0, err);
+  if (rc) return rc;
+  rc = drop_leases(s, Q_HOLDER_DEL, 0, holder, n, err);
+  return tx_end(s, rc, err);
+}
+
+static int sq_reclaim(w2a_store *base, uint64_t now, int *n, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 0, err);
+  if (rc) return rc;
+  rc = drop_leases(s, Q_RECLAIM, (int64_t)now, NULL, n, err);
+  return tx_end(s, rc, err);
+}
+
+static int sq_readmit(w2a_store *base, uint64_t now, int *n, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 1, err);
+  if (rc) return rc;
+  sqlite3_stmt *st = stmt(s, Q_READMIT);
+  if (!st)
+    rc = dberr(s, err, "readmit");
+  else {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    if (sqlite3_step(st) != SQLITE_DONE)
+      rc = dberr(s, err, "readmit");
+    else if (n)
+      *n = sqlite3_changes(s->db);
+    sqlite3_reset(st);
+  }
+  return tx_end(s, rc, err);
+}
+
+/* ---- diagnostics -------------------------------------------------------------------- */
+
+static int collect(sq *s, const char *q, int col, char *buf, size_t len, w2a_err *err) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) return dberr(s, err, q);
+  size_t off = 0;
+  buf[0] = 0;
+  int r;
+  if (!strncmp(q, "EXPLAIN", 7)) {
+    sqlite3_bind_int(st, 1, 0);
+    sqlite3_bind_int(st, 2, 1);
+    sqlite3_bind_int(st, 3, 0);
+  }
+  while ((r = sqlite3_step(st)) == SQLITE_ROW && off + 1 < len) {
+    int w = snprintf(buf + off, len - off, "%s%s", off ? "\n" : "",
+                     (const char *)sqlite3_column_text(st, col));
+    if (w < 0) break;
+    off += (size_t)w;
+    if (off >= len) off = len - 1;
+  }
+  int rc = r == SQLITE_DONE || r == SQLITE_ROW ? 0 : dberr(s, err, q);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_integrity(w2a_store *base, char *buf, size_t len, w2a_err *err) {
+  return collect((sq *)base, "PRAGMA integrity_check", 0, buf, len, err);
+}
+
+static int sq_explain(w2a_store *base, w2a_selection sel, char *buf, size_t len, w2a_err *err) {
+  char q[512];
+  snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql[pick_sql(sel)]);
+  return collect((sq *)base, q, 3, buf, len, err);
+}
+
+static const w2a_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .add = sq_add,
+    .import = sq_import,
+    .get = sq_get,
+    .list = sq_list,
+    .remove = sq_remove,
+    .set_state = sq_set_state,
+    .set_meta = sq_set_meta,
+    .counts = sq_counts,
+    .why_not = sq_why_not,
+    .set_quota = sq_set_quota,
+    .set_tokens = sq_set_tokens,
+    .refresh_failed = sq_refresh_failed,
+    .refresh_claim = sq_refresh_claim,
+    .due = sq_due,
+    .lease_acquire = sq_lease_acquire,
+    .lease_extend = sq_lease_extend,
+    .lease_release = sq_lease_release,
+    .release_holder = sq_release_holder,
+    .reclaim = sq_reclaim,
+    .readmit = sq_readmit,
+    .integrity_check = sq_integrity,
+    .explain_selection = sq_explain,
+};
+
+int w2a_store_sqlite_open(w2a_store **out, const w2a_store_opts *o, w2a_err *err) {
+  int rc = 0;
+  *out = NULL;
+  sq *s = calloc(1, sizeof *s);
+  if (!s) return w2a_errf(err, W2A_ENOMEM, "store: out of memory");
+  s->base.ops = &sqlite_ops;
+  s->sync_full = -1;
+  s->readonly = o->readonly;
+  s->busy_timeout_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 10000;
+  if (!o->readonly && mkdir_parent(o->path)) {
+    rc = w2a_errf(err, W2A_EIO, "store: cannot create the directory of %s: %s", o->path,
+                  strerror(errno));
+    goto out;
+  }
+  int flags = SQLITE_OPEN_NOMUTEX |
+              (o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (sqlite3_open_v2(o->path, &s->db, flags, NULL) != SQLITE_OK) {
+    rc = w2a_errf(err, W2A_EIO, "store: cannot open %s: %s", o->path,
+                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    goto out;
+  }
+  sqlite3_busy_handler(s->db, busy_cb, s);
+  sqlite3_extended_result_codes(s->db, 0);
+  if (!o->readonly) {
+    if ((rc = exec(s, "PRAGMA journal_mode=WAL", err))) goto out;
+    if ((rc = migrate(s, err))) goto out;
+  }
+  if ((rc = exec(s, "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY", err))) goto out;
+  if ((rc = setup_key(s, o->encryption_key, err))) goto out;
+  *out = &s->base;
+  return 0;
+out:
+  sq_close(&s->base);
+  return rc;
+}
