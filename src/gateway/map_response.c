@@ -1,0 +1,312 @@
+/* map_response.c - the response state machine (see map_response.h).
+ *
+ * JSON is written by hand into w2a_bufs (the shapes are fixed and small; building
+ * json-c trees per delta would allocate per token). Every string goes through
+ * w2a_buf_put_json_str. Only tool-call unwrapping parses JSON (the arguments of a
+ * call_mcp_tool wrapper). */
+#include "gateway/map_response.h"
+
+#include <json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/util.h"
+
+#define DEFAULT_MAX ((size_t)64 << 20)
+
+uint64_t w2a_gw_estimate_tokens(const char *s, size_t n) {
+  uint64_t ascii = 0, other = 0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80)
+      ascii++;
+    else if ((c & 0xC0) != 0x80)
+      other++; /* lead byte of a multi-byte sequence */
+  }
+  return (ascii + 3) / 4 + other;
+}
+
+static void count_out(w2a_gw_resp *r, const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80)
+      r->out_ascii++;
+    else if ((c & 0xC0) != 0x80)
+      r->out_other++;
+  }
+}
+
+int w2a_gw_finish_is_error(w2a_gw_finish f) {
+  return f == W2A_GW_FIN_NONE || f == W2A_GW_FIN_QUOTA || f == W2A_GW_FIN_LLM_UNAVAILABLE ||
+         f == W2A_GW_FIN_INTERNAL_ERROR;
+}
+
+const char *w2a_gw_finish_name(w2a_gw_finish f) {
+  switch (f) {
+  case W2A_GW_FIN_DONE: return "done";
+  case W2A_GW_FIN_MAX_TOKENS: return "max_token_limit";
+  case W2A_GW_FIN_CONTEXT_WINDOW: return "context_window_exceeded";
+  case W2A_GW_FIN_OTHER: return "other";
+  case W2A_GW_FIN_QUOTA: return "quota_limit";
+  case W2A_GW_FIN_LLM_UNAVAILABLE: return "llm_unavailable";
+  case W2A_GW_FIN_INTERNAL_ERROR: return "internal_error";
+  default: return "none";
+  }
+}
+
+void w2a_gw_resp_init(w2a_gw_resp *r, const char *model, int64_t created, int stream,
+                      int include_usage, uint64_t prompt_tokens_est, size_t max_bytes) {
+  unsigned char rnd[12];
+  size_t i;
+  memset(r, 0, sizeof *r);
+  w2a_random(rnd, sizeof rnd);
+  memcpy(r->id, "chatcmpl-", 9);
+  for (i = 0; i < sizeof rnd; i++)
+    snprintf(r->id + 9 + 2 * i, 3, "%02x", rnd[i]);
+  snprintf(r->model, sizeof r->model, "%s", model ? model : "");
+  r->created = created;
+  r->stream = stream;
+  r->include_usage = include_usage;
+  r->prompt_est = prompt_tokens_est;
+  r->max_bytes = max_bytes ? max_bytes : DEFAULT_MAX;
+  w2a_buf_init(&r->text, r->max_bytes);
+  w2a_buf_init(&r->reasoning, r->max_bytes);
+  w2a_buf_init(&r->tools, r->max_bytes);
+}
+
+void w2a_gw_resp_free(w2a_gw_resp *r) {
+  w2a_buf_free(&r->text);
+  w2a_buf_free(&r->reasoning);
+  w2a_buf_free(&r->tools);
+}
+
+static int put_str(w2a_buf *b, const char *s) { return w2a_buf_put_json_str(b, s, strlen(s)); }
+
+/* {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[ */
+static int chunk_head(w2a_gw_resp *r, w2a_buf *out) {
+  int rc = w2a_buf_puts(out, "data: {\"id\":");
+  if (!rc) rc = put_str(out, r->id);
+  if (!rc)
+    rc = w2a_buf_printf(out,
+                        ",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+                        "\"model\":",
+                        (long long)r->created);
+  if (!rc) rc = put_str(out, r->model);
+  if (!rc) rc = w2a_buf_puts(out, ",\"choices\":[");
+  return rc;
+}
+
+static int delta_open(w2a_gw_resp *r, w2a_buf *out) {
+  int rc = chunk_head(r, out);
+  if (!rc) rc = w2a_buf_puts(out, "{\"index\":0,\"delta\":{");
+  if (!rc && !r->role_sent) {
+    rc = w2a_buf_puts(out, "\"role\":\"assistant\",");
+    r->role_sent = 1;
+  }
+  return rc;
+}
+
+static int delta_close(w2a_buf *out) {
+  return w2a_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+}
+
+/* Unwrap {"name":X,"args"|"arguments":{…}} when the model called "call_mcp_tool". */
+static int unwrap(const char *name, const char *args, char **uname, char **uargs) {
+  json_object *o, *n, *a = NULL;
+  *uname = *uargs = NULL;
+  if (strcmp(name, "call_mcp_tool") != 0 || !args) return 0;
+  if (!(o = json_tokener_parse(args))) return 0;
+  if (json_object_object_get_ex(o, "name", &n) && json_object_is_type(n, json_type_string) &&
+      json_object_get_string_len(n) > 0) {
+    if (!json_object_object_get_ex(o, "args", &a)) json_object_object_get_ex(o, "arguments", &a);
+    *uname = w2a_strndup(json_object_get_string(n), json_object_get_string_len(n));
+    if (a && json_object_is_type(a, json_type_string))
+      *uargs = w2a_strndup(json_object_get_string(a), json_object_get_string_len(a));
+    else if (a && json_object_is_type(a, json_type_object))
+      *uargs = w2a_strndup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+                           strlen(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN)));
+    else
+      *uargs = w2a_strndup("{}", 2);
+  }
+  json_object_put(o);
+  if (*uname && *uargs) return 1;
+  free(*uname), free(*uargs);
+  *uname = *uargs = NULL;
+  return 0;
+}
+
+/* {"index":k,"id":…,"type":"function","function":{"name":…,"arguments":…}} */
+static int tool_json(w2a_buf *b, int index, const char *id, const char *name, const char *args,
+                     int with_index) {
+  int rc =
+      with_index ? w2a_buf_printf(b, "{\"index\":%d,\"id\":", index) : w2a_buf_puts(b, "{\"id\":");
+  if (!rc) rc = put_str(b, id);
+  if (!rc) rc = w2a_buf_puts(b, ",\"type\":\"function\",\"function\":{\"name\":");
+  if (!rc) rc = put_str(b, name);
+  if (!rc) rc = w2a_buf_puts(b, ",\"arguments\":");
+  if (!rc) rc = put_str(b, args);
+  if (!rc) rc = w2a_buf_puts(b, "}}");
+  return rc;
+}
+
+static int feed_tool(w2a_gw_resp *r, const w2a_gw_event *ev, w2a_buf *out) {
+  char idbuf[48], *uname = NULL, *uargs = NULL;
+  const char *name = ev->name ? ev->name : "", *args = ev->args_json ? ev->args_json : "{}";
+  const char *id = ev->call_id;
+  int rc, index = r->ntools;
+  if (unwrap(name, args, &uname, &uargs)) name = uname, args = uargs;
+  if (!id || !*id) {
+    unsigned char rnd[12];
+    size_t i;
+    w2a_random(rnd, sizeof rnd);
+    memcpy(idbuf, "call_", 5);
+    for (i = 0; i < sizeof rnd; i++)
+      snprintf(idbuf + 5 + 2 * i, 3, "%02x", rnd[i]);
+    id = idbuf;
+  }
+  count_out(r, name, strlen(name));
+  count_out(r, args, strlen(args));
+  if (r->stream) {
+    rc = delta_open(r, out);
+    if (!rc) rc = w2a_buf_puts(out, "\"tool_calls\":[");
+    if (!rc) rc = tool_json(out, index, id, name, args, 1);
+    if (!rc) rc = w2a_buf_puts(out, "]");
+    if (!rc) rc = delta_close(out);
+  } else {
+    rc = r->tools.len ? w2a_buf_putc(&r->tools, ',') : 0;
+    if (!rc) rc = tool_json(&r->tools, index, id, name, args, 0);
+  }
+  if (!rc) r->ntools++, r->emitted = 1;
+  free(uname);
+  free(uargs);
+  return rc;
+}
+
+int w2a_gw_resp_feed(w2a_gw_resp *r, const w2a_gw_event *ev, w2a_buf *out) {
+  int rc = 0;
+  switch (ev->kind) {
+  case W2A_GW_EV_TEXT:
+  case W2A_GW_EV_REASONING: {
+    int reasoning = ev->kind == W2A_GW_EV_REASONING;
+    if (!ev->len) return 0;
+    count_out(r, ev->text, ev->len);
+    if (r->stream) {
+      rc = delta_open(r, out);
+      if (!rc) rc = w2a_buf_puts(out, reasoning ? "\"reasoning_content\":" : "\"content\":");
+      if (!rc) rc = w2a_buf_put_json_str(out, ev->text, ev->len);
+      if (!rc) rc = delta_close(out);
+    } else {
+      rc = w2a_buf_append(reasoning ? &r->reasoning : &r->text, ev->text, ev->len);
+    }
+    if (!rc) r->emitted = 1;
+    return rc;
+  }
+  case W2A_GW_EV_TOOL_CALL: return feed_tool(r, ev, out);
+  case W2A_GW_EV_FINISH:
+    if (w2a_gw_finish_is_error(ev->finish)) return W2A_ESTATE;
+    r->finished = 1;
+    if (ev->finish == W2A_GW_FIN_MAX_TOKENS || ev->finish == W2A_GW_FIN_CONTEXT_WINDOW)
+      r->finish_reason = "length";
+    else
+      r->finish_reason = r->ntools ? "tool_calls" : "stop";
+    if (ev->has_usage) {
+      r->has_usage = 1;
+      r->prompt_tokens = ev->prompt_tokens;
+      r->completion_tokens = ev->completion_tokens;
+      r->cached_tokens = ev->cached_tokens;
+    }
+    return 0;
+  }
+  return W2A_EINVAL;
+}
+
+void w2a_gw_resp_usage(const w2a_gw_resp *r, uint64_t *prompt, uint64_t *completion,
+                       int *estimated) {
+  if (r->has_usage) {
+    *prompt = r->prompt_tokens, *completion = r->completion_tokens, *estimated = 0;
+  } else {
+    *prompt = r->prompt_est;
+    *completion = (r->out_ascii + 3) / 4 + r->out_other;
+    *estimated = 1;
+  }
+}
+
+static int usage_json(const w2a_gw_resp *r, w2a_buf *b) {
+  uint64_t p, c;
+  int est, rc;
+  w2a_gw_resp_usage(r, &p, &c, &est);
+  rc = w2a_buf_printf(b,
+                      "{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,"
+                      "\"total_tokens\":%llu",
+                      (unsigned long long)p, (unsigned long long)c, (unsigned long long)(p + c));
+  if (!rc && r->has_usage && r->cached_tokens)
+    rc = w2a_buf_printf(b, ",\"prompt_tokens_details\":{\"cached_tokens\":%llu}",
+                        (unsigned long long)r->cached_tokens);
+  if (!rc) rc = w2a_buf_puts(b, est ? ",\"estimated\":true}" : ",\"estimated\":false}");
+  return rc;
+}
+
+int w2a_gw_resp_stream_end(w2a_gw_resp *r, w2a_buf *out) {
+  int rc = chunk_head(r, out);
+  if (!rc) rc = w2a_buf_puts(out, "{\"index\":0,\"delta\":{");
+  if (!rc && !r->role_sent) rc = w2a_buf_puts(out, "\"role\":\"assistant\",\"content\":\"\"");
+  r->role_sent = 1;
+  if (!rc) rc = w2a_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+  if (!rc) rc = put_str(out, r->finish_reason ? r->finish_reason : "stop");
+  if (!rc) rc = w2a_buf_puts(out, "}]}\n\n");
+  if (!rc && r->include_usage) {
+    rc = chunk_head(r, out);
+    if (!rc) rc = w2a_buf_puts(out, "],\"usage\":");
+    if (!rc) rc = usage_json(r, out);
+    if (!rc) rc = w2a_buf_puts(out, "}\n\n");
+  }
+  if (!rc) rc = w2a_buf_puts(out, "data: [DONE]\n\n");
+  return rc;
+}
+
+int w2a_gw_resp_stream_error(w2a_gw_resp *r, const w2a_gw_error *e, w2a_buf *out) {
+  /* Clients (the openai package among them) throw when a chunk carries "error", so a
+   * failure after content can never pass for a complete answer. */
+  int rc = chunk_head(r, out);
+  if (!rc) rc = w2a_buf_puts(out, "],\"error\":");
+  if (!rc) rc = w2a_gw_error_inner_json(out, e);
+  if (!rc) rc = w2a_buf_puts(out, "}\n\ndata: [DONE]\n\n");
+  return rc;
+}
+
+int w2a_gw_resp_keepalive(w2a_buf *out) { return w2a_buf_puts(out, ": keep-alive\n\n"); }
+
+int w2a_gw_resp_completion(w2a_gw_resp *r, w2a_buf *out) {
+  int rc = w2a_buf_puts(out, "{\"id\":");
+  if (!rc) rc = put_str(out, r->id);
+  if (!rc)
+    rc = w2a_buf_printf(
+        out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", (long long)r->created);
+  if (!rc) rc = put_str(out, r->model);
+  if (!rc)
+    rc = w2a_buf_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                           "\"content\":");
+  if (!rc)
+    rc = r->text.len || !r->ntools
+             ? w2a_buf_put_json_str(out, r->text.data ? r->text.data : "", r->text.len)
+             : w2a_buf_puts(out, "null");
+  if (!rc && r->reasoning.len) {
+    rc = w2a_buf_puts(out, ",\"reasoning_content\":");
+    if (!rc) rc = w2a_buf_put_json_str(out, r->reasoning.data, r->reasoning.len);
+  }
+  if (!rc && r->ntools) {
+    rc = w2a_buf_puts(out, ",\"tool_calls\":[");
+    if (!rc) rc = w2a_buf_append(out, r->tools.data, r->tools.len);
+    if (!rc) rc = w2a_buf_putc(out, ']');
+  }
+  if (!rc) rc = w2a_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":");
+  if (!rc) rc = put_str(out, r->finish_reason ? r->finish_reason : "stop");
+  if (!rc) rc = w2a_buf_puts(out, "}],\"usage\":");
+  if (!rc) rc = usage_json(r, out);
+  if (!rc) rc = w2a_buf_puts(out, "}\n");
+  return rc;
+}
