@@ -1,0 +1,90 @@
+/* pbjson.h - generic JSON <-> protobuf transcoding for any generated message.
+ *
+ * Everything is driven by protobuf-c descriptors; there is no per-message code. The
+ * JSON form follows the proto3 JSON mapping, with these choices:
+ *   - output keys are proto field names ("user_inputs"); input accepts those and
+ *     lowerCamelCase ("userInputs");
+ *   - 64-bit integers are printed as strings, accepted as numbers or strings;
+ *   - bytes are standard base64 with padding; input accepts base64url and no padding;
+ *   - enums are printed by name; numbers are accepted, and values the enum does not
+ *     define are kept and printed as numbers;
+ *   - a set oneof member is printed even when it holds its default ("" or {}), so
+ *     presence survives a round trip;
+ *   - maps (repeated *Entry messages, see w2a_pb_is_map_entry) are JSON objects;
+ *   - proto3 fields holding their default are omitted unless opts.emit_defaults;
+ *   - google.protobuf.Struct/Value/ListValue/NullValue/Timestamp/FieldMask/Empty use
+ *     their canonical JSON forms (object, any value, array, null, RFC 3339 string,
+ *     "a.b,cD" string, {}). A Timestamp outside 0001..9999 is printed as the object
+ *     {"seconds": "...", "nanos": n}, which input also accepts;
+ *   - unknown fields are printed as "_unknown": [{"field": N, "wire_type": W,
+ *     "data": "<base64>"}] at the level where they occur ("data" is the value without
+ *     tag; for wire type 2 also without the length prefix). Input accepts the same key,
+ *     so protobuf -> JSON -> protobuf keeps them (byte-identically when they were last
+ *     in their message, which is where protobuf-c re-packs them).
+ *
+ * Known limits: protobuf-c keeps strings NUL-terminated, so a string containing U+0000
+ * is rejected in both directions rather than silently cut. Unknown fields inside the
+ * well-known types are dropped from their canonical JSON.
+ *
+ * Errors: JSON -> protobuf names the JSON path
+ *   "$.input.user_inputs.inputs[0].user_query.query: expected string, got number";
+ * protobuf -> JSON names the byte offset and field path
+ *   "byte 57: invalid UTF-8 in string (field input.user_inputs.inputs.user_query.query)".
+ * All functions are reentrant; temporaries live in a per-call arena. */
+#ifndef W2A_PBJSON_H
+#define W2A_PBJSON_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+#define W2A_PBJSON_MAX_DEPTH 100         /* default cap on message nesting */
+#define W2A_PBJSON_STRUCT_MAX_DEPTH 64   /* default cap on Struct/Value nesting */
+#define W2A_PBJSON_MAX_INPUT (32u << 20) /* default cap on input bytes */
+
+typedef struct w2a_pbjson_opts {
+  int pretty;              /* to JSON: two-space indentation and newlines */
+  int emit_defaults;       /* to JSON: also print proto3 fields holding their default */
+  int skip_unknown;        /* to JSON: leave out "_unknown"; from JSON: reject it */
+  int ignore_unknown_keys; /* from JSON: skip keys naming no field instead of failing */
+  size_t max_depth;        /* message nesting cap (0: W2A_PBJSON_MAX_DEPTH) */
+  size_t struct_max_depth; /* Struct/Value nesting cap (0: W2A_PBJSON_STRUCT_MAX_DEPTH) */
+  size_t max_input;        /* input size cap in bytes (0: W2A_PBJSON_MAX_INPUT) */
+} w2a_pbjson_opts;
+
+/* Serialized bytes -> JSON appended to out. Validates first (w2a_pbjson_validate), so
+ * errors name a byte offset. NULL opts means defaults. */
+int w2a_pbjson_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                       const w2a_pbjson_opts *o, w2a_buf *out, w2a_err *err);
+
+/* An unpacked message -> JSON appended to out. Fails only on caps (output size,
+ * depth) and on strings the wire could not carry (invalid UTF-8, NUL). */
+int w2a_pbjson_msg_to_json(const ProtobufCMessage *m, const w2a_pbjson_opts *o, w2a_buf *out,
+                           w2a_err *err);
+
+/* JSON text (len bytes, need not be NUL-terminated) -> serialized bytes appended to
+ * out_bytes. */
+int w2a_pbjson_from_json(const ProtobufCMessageDescriptor *d, const char *json, size_t len,
+                         const w2a_pbjson_opts *o, w2a_buf *out_bytes, w2a_err *err);
+
+/* Walk the wire format of buf as message d without building anything: tags, varints,
+ * lengths, wire types of known fields, UTF-8 of string fields, nesting caps. 0 when
+ * protobuf_c_message_unpack is certain to accept it (memory permitting), else
+ * W2A_EINVAL with "byte N: reason (field path)". NULL opts means defaults. */
+int w2a_pbjson_validate_ex(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                           const w2a_pbjson_opts *o, w2a_err *err);
+int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                        w2a_err *err);
+
+/* Validate, then unpack with the default allocator (free with
+ * protobuf_c_message_free_unpacked). NULL on error, with err filled. */
+ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                    size_t len, w2a_err *err);
+
+/* Number of unknown fields in m and every message below it. */
+size_t w2a_pb_count_unknown(const ProtobufCMessage *m);
+
+#endif
