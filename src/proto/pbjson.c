@@ -287,7 +287,7 @@ static int wt_ok(ProtobufCType t, int wt) {
 }
 
 static const char *const wt_names[8] = {"varint",    "64-bit", "length-delimited", "start-group",
-                                        "end-group", "64-bit", "32-bit",           "invalid"};
+                                        "end-group", "32-bit", "invalid",          "invalid"};
 
 static int scan_msg(scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                     const uint8_t *end, size_t depth, size_t sdepth);
@@ -1367,6 +1367,9 @@ static int jfail(jctx *c, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(why, sizeof why, fmt, ap);
   va_end(ap);
+  /* Keep the head and the tail of a very long path so the reason still fits. */
+  if (c->plen > 150)
+    return w2a_errf(c->err, code, "%.40s...%s: %s", c->path, c->path + c->plen - 100, why);
   return w2a_errf(c->err, code, "%s: %s", c->path, why);
 }
 

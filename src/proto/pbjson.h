@@ -23,8 +23,11 @@
  *     in their message, which is where protobuf-c re-packs them).
  *
  * Known limits: protobuf-c keeps strings NUL-terminated, so a string containing U+0000
- * is rejected in both directions rather than silently cut. Unknown fields inside the
- * well-known types are dropped from their canonical JSON.
+ * is rejected in both directions rather than silently cut. JSON has no place for
+ * unknown fields inside the well-known types or inside map entries, nor for a Value
+ * whose kind is unset (printed as null); those are the only protobuf -> JSON -> protobuf
+ * losses. Message bytes come back in field-number order (what protobuf-c and protoc
+ * write), so input written in another order round-trips by value, not byte for byte.
  *
  * Errors: JSON -> protobuf names the JSON path
  *   "$.input.user_inputs.inputs[0].user_query.query: expected string, got number";
