@@ -534,7 +534,7 @@ static void job_free(job *j) {
 static void reply(job *j) {
   w2a_http_req *r = j->req;
   const char *extra = j->extra[0] ? j->extra : NULL;
-  if (j->status >= 400 || (!j->out && !j->raw)) {
+  if (!j->out && !j->raw) {
     respond_error(r, j->status >= 400 ? j->status : 500, extra, "%s",
                   j->errmsg[0] ? j->errmsg : "internal error: no reply was built");
   } else if (j->raw) {
@@ -1002,7 +1002,10 @@ static void then_add(job *j) {
 
 static void then_add_verified(int rc, w2a_refresh_status st, const char *msg, void *ud) {
   job *j = ud;
-  snprintf(j->text, sizeof j->text, "%s", msg && *msg ? msg : w2a_strerror(rc));
+  snprintf(j->text, sizeof j->text, "%s",
+           msg && *msg                 ? msg
+           : st == W2A_REFRESH_INVALID ? "the token exchange was refused"
+                                       : w2a_strerror(rc ? rc : W2A_EIO));
   if (st == W2A_REFRESH_INVALID) return run_db(j, db_add_undo, NULL);
   j->flag2 = st == W2A_REFRESH_DONE || st == W2A_REFRESH_SKIPPED;
   run_db(j, db_add_show, NULL);
