@@ -12,6 +12,7 @@
 #include "fakewarp/events.h"
 #include "fakewarp/scenario.h"
 #include "fakewarp/summary.h"
+#include "proto/pbjson.h"
 
 #define FLUSH_BYTES (32u * 1024u)  /* batch at most this much into one write */
 #define HIGH_WATER (256u * 1024u)  /* pause while the client's queue is above this */
@@ -462,7 +463,18 @@ static void log_request(w2a_fake *f, w2a_fake_account *a, w2a_http_req *r,
   }
   json_object_object_add(e, "headers", h);
   json_object_object_add(e, "body_bytes", json_object_new_uint64(r->body_len));
-  if (rq) json_object_object_add(e, "summary", w2a_fake_summary(rq));
+  if (rq) {
+    json_object_object_add(e, "summary", w2a_fake_summary(rq));
+    /* The whole Request in proto3 JSON (field names as in the .proto). */
+    w2a_buf jb;
+    w2a_buf_init(&jb, 32u << 20);
+    w2a_err err = {0};
+    if (!w2a_pbjson_msg_to_json(&rq->base, NULL, &jb, &err) && jb.data)
+      json_object_object_add(e, "request", json_tokener_parse(jb.data));
+    else
+      json_object_object_add(e, "request_error", json_object_new_string(err.msg));
+    w2a_buf_free(&jb);
+  }
   /* The raw body too, so a test can decode it with protoc itself. */
   size_t bl = w2a_b64_enc_len(r->body_len);
   char *b64 = malloc(bl + 1);
