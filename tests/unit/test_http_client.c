@@ -85,6 +85,10 @@ static void handler(w2a_http_req *r, void *ud) {
     char out[256];
     int l = snprintf(out, sizeof out, "%s %s %zu", v ? v : "-", r->method, r->body_len);
     w2a_http_respond(r, 200, "text/plain", NULL, out, (size_t)l);
+  } else if (!strncmp(r->path, "http://", 7)) { /* absolute form: we are the proxy */
+    char out[256];
+    int l = snprintf(out, sizeof out, "proxied %s", r->path);
+    w2a_http_respond(r, 200, "text/plain", NULL, out, (size_t)l);
   } else if (!strcmp(r->path, "/peer")) {
     w2a_http_respond(r, 200, "text/plain", NULL, r->peer, strlen(r->peer));
   } else if (!strcmp(r->path, "/big")) {
@@ -535,6 +539,41 @@ static void test_close_with_active_calls(void) {
   w2a_buf_free(&a.body);
 }
 
+/* An explicit proxy, then the environment's (http_proxy, honoured by libcurl itself),
+ * then NO_PROXY. Our own server plays the proxy: it sees absolute-form request targets. */
+static void test_proxy(void) {
+  char proxy[64];
+  for (int round = 0; round < 3; round++) {
+    g_srv_aborts = 0;
+    g_closed = 0;
+    T_EQ_INT(uv_loop_init(&g_loop), 0);
+    w2a_err err = {0};
+    T_EQ_INT(w2a_http_server_listen(&g_srv, &g_loop, "127.0.0.1", 0, NULL, handler, NULL, &err), 0);
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", w2a_http_server_port(g_srv));
+    snprintf(g_base, sizeof g_base, "http://127.0.0.1:%d", w2a_http_server_port(g_srv));
+    w2a_http_client_opts o = {.proxy = round == 0 ? proxy : NULL};
+    if (round >= 1) setenv("http_proxy", proxy, 1);
+    if (round == 2) setenv("no_proxy", "127.0.0.1", 1);
+    T_EQ_INT(w2a_http_client_new(&g_cli, &g_loop, &o, &err), 0);
+    rec r;
+    rec_init(&r);
+    w2a_http_request rq = {.url = round == 2 ? g_base : "http://upstream.invalid/v1/x"};
+    if (round == 2) {
+      static char u[96];
+      snprintf(u, sizeof u, "%s/hello", g_base);
+      rq.url = u;
+    }
+    g_pending = 1;
+    T_CHECK(w2a_http_client_start(g_cli, &rq, &rec_cbs, &r) != NULL);
+    run_and_teardown();
+    T_EQ_INT(r.code, 0);
+    T_EQ_STR(r.body.data, round == 2 ? "hello" : "proxied http://upstream.invalid/v1/x");
+    w2a_buf_free(&r.body);
+    unsetenv("http_proxy");
+    unsetenv("no_proxy");
+  }
+}
+
 int main(void) {
   T_RUN(test_get_and_post);
   T_RUN(test_request_headers);
@@ -545,5 +584,6 @@ int main(void) {
   T_RUN(test_fetch);
   T_RUN(test_reuse);
   T_RUN(test_close_with_active_calls);
+  T_RUN(test_proxy);
   return t_done();
 }

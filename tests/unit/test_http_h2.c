@@ -37,7 +37,7 @@ static void handler(w2a_http_req *r, void *ud) {
 }
 
 typedef struct rec {
-  int status, code, done;
+  int status, code, done, pauses;
   char version[8];
   char msg[256];
   w2a_buf body;
@@ -49,9 +49,26 @@ static void r_status(w2a_http_call *c, int status, const char *ct, void *ud) {
   rec *r = ud;
   r->status = status;
 }
+static void free_handle(uv_handle_t *h) { free(h); }
+
+static void resume_cb(uv_timer_t *t) {
+  w2a_http_call_resume(t->data);
+  uv_close((uv_handle_t *)t, free_handle);
+}
+
+/* The stream pauses after each of its first pieces and resumes 10 ms later: over h2 the
+ * stream is paused, not the connection, and no byte is lost or repeated. */
 static int r_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
   rec *r = ud;
   w2a_buf_append(&r->body, p, n);
+  if (r->pauses < 0 && r->pauses > -5) {
+    r->pauses--;
+    uv_timer_t *t = malloc(sizeof *t);
+    uv_timer_init(&g_loop, t);
+    t->data = c;
+    uv_timer_start(t, resume_cb, 10, 0);
+    return W2A_HTTP_PAUSE;
+  }
   return W2A_HTTP_CONTINUE;
 }
 static void r_done(w2a_http_call *c, int code, const char *msg, void *ud) {
@@ -90,6 +107,7 @@ static void run(const char *base, int backend_port, const char *ca, const char *
     memset(&r[i], 0, sizeof r[i]);
     w2a_buf_init(&r[i].body, 1 << 20);
     snprintf(urls[i], sizeof urls[i], "%s%s", base, paths[i]);
+    if (i == 2) r[i].pauses = -1;
     w2a_http_request rq = {.url = urls[i], .timeout_ms = 10000};
     if (i == 3) {
       rq.body = "hello";
@@ -109,7 +127,16 @@ static void run(const char *base, int backend_port, const char *ca, const char *
   }
   T_EQ_STR(r[0].body.data, "GET /a 0");
   T_EQ_STR(r[3].body.data, "POST /post 5");
-  T_CHECK(r[2].body.data && strstr(r[2].body.data, "data: 99\n\n") != NULL);
+  int ok = r[2].body.data != NULL, nl = 0;
+  for (const char *p = r[2].body.data; ok && *p; nl++) {
+    char want[32];
+    int l = snprintf(want, sizeof want, "data: %d\n\n", nl);
+    ok = !strncmp(p, want, (size_t)l);
+    p += l;
+  }
+  T_CHECK(ok);
+  T_EQ_INT(nl, 100);
+  T_CHECK(r[2].pauses < -1); /* it did pause */
   fprintf(stderr, "  %s: version %s for all %d calls\n", base, r[0].version, N);
   for (int i = 0; i < N; i++)
     w2a_buf_free(&r[i].body);
