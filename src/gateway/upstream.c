@@ -1,0 +1,372 @@
+/* upstream.c - one attempt against /ai/multi-agent (see upstream.h).
+ *
+ * Ownership: the attempt owns its HTTP call, its SSE decoder, its event interpreter and
+ * one timer. It ends through end_attempt() (once: result delivered, call cancelled,
+ * timer closed) or w2a_gw_up_cancel() (no result); either way the memory goes in the
+ * timer's close callback, never on curl's stack. `ended` guards against a second end. */
+#include "gateway/upstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "proto/events.h"
+#include "proto/sse.h"
+#include "response.pb-c.h"
+
+#define ERRBODY_MAX 4096
+#define STOP_FINISHED 1001 /* sse/events callback codes, distinct from W2A_E* */
+#define STOP_CALLER 1002
+
+struct w2a_gw_upstream {
+  uv_timer_t timer;
+  uv_loop_t *loop;
+  w2a_http_call *call;
+  w2a_gw_up_cbs cbs;
+  void *ud;
+  const w2a_config *cfg;
+  w2a_sse sse;
+  w2a_events ev;
+  w2a_buf errbody;
+  void *body;
+  size_t body_len;
+  int status;
+  uint64_t start_ms, last_ms;
+  int got_event, paused, in_data, ended;
+  w2a_gw_up_result res;
+  char h_auth[4200], h_ver[160], h_oscat[160], h_osname[160], h_osver[160];
+  const char *headers[12];
+};
+
+static void on_timer_close(uv_handle_t *h) {
+  w2a_gw_upstream *u = h->data;
+  w2a_sse_free(&u->sse);
+  w2a_events_free(&u->ev);
+  w2a_buf_free(&u->errbody);
+  free(u->body);
+  free(u);
+}
+
+static void dispose(w2a_gw_upstream *u) {
+  if (u->call) {
+    w2a_http_call *c = u->call;
+    u->call = NULL;
+    w2a_http_call_cancel(c);
+  }
+  uv_timer_stop(&u->timer);
+  uv_close((uv_handle_t *)&u->timer, on_timer_close);
+}
+
+static void end_attempt(w2a_gw_upstream *u, w2a_gw_up_kind kind) {
+  if (u->ended) return;
+  u->ended = 1;
+  u->res.kind = kind;
+  u->res.http_status = u->status;
+  u->res.events = u->ev.events;
+  if (u->call) {
+    const char *v = w2a_http_call_version(u->call);
+    u->res.http_version = v ? v : "";
+  }
+  /* Cancel first: the caller may start the next attempt from on_end. */
+  if (u->call) {
+    w2a_http_call *c = u->call;
+    u->call = NULL;
+    w2a_http_call_cancel(c);
+  }
+  uv_timer_stop(&u->timer);
+  u->cbs.on_end(u->ud, &u->res);
+  uv_close((uv_handle_t *)&u->timer, on_timer_close);
+}
+
+/* ---- timers ---------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(w2a_gw_upstream *u) {
+  uint64_t now = uv_now(u->loop), next = UINT64_MAX;
+  const w2a_config *c = u->cfg;
+  if (c->total_timeout_ms > 0) next = u->start_ms + (uint64_t)c->total_timeout_ms;
+  if (!u->got_event && c->first_event_timeout_ms > 0) {
+    uint64_t d = u->start_ms + (uint64_t)c->first_event_timeout_ms;
+    if (d < next) next = d;
+  } else if (u->got_event && !u->paused && c->idle_timeout_ms > 0) {
+    uint64_t d = u->last_ms + (uint64_t)c->idle_timeout_ms;
+    if (d < next) next = d;
+  }
+  if (next == UINT64_MAX) return;
+  uv_timer_start(&u->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  w2a_gw_upstream *u = t->data;
+  uint64_t now = uv_now(u->loop);
+  const w2a_config *c = u->cfg;
+  if (u->ended) return;
+  if (c->total_timeout_ms > 0 && now >= u->start_ms + (uint64_t)c->total_timeout_ms) {
+    snprintf(u->res.message, sizeof u->res.message,
+             "Warp did not finish its answer within the total timeout (%lld s)",
+             (long long)(c->total_timeout_ms / 1000));
+    end_attempt(u, W2A_UP_TIMEOUT_TOTAL);
+  } else if (!u->got_event && c->first_event_timeout_ms > 0 &&
+             now >= u->start_ms + (uint64_t)c->first_event_timeout_ms) {
+    snprintf(u->res.message, sizeof u->res.message,
+             "Warp sent no event within the first-event timeout (%lld s)",
+             (long long)(c->first_event_timeout_ms / 1000));
+    end_attempt(u, W2A_UP_TIMEOUT_FIRST);
+  } else if (u->got_event && !u->paused && c->idle_timeout_ms > 0 &&
+             now >= u->last_ms + (uint64_t)c->idle_timeout_ms) {
+    snprintf(u->res.message, sizeof u->res.message,
+             "Warp went silent for longer than the idle timeout (%lld s) mid-answer",
+             (long long)(c->idle_timeout_ms / 1000));
+    end_attempt(u, W2A_UP_TIMEOUT_IDLE);
+  } else {
+    arm(u);
+  }
+}
+
+/* ---- events ---------------------------------------------------------------------- */
+
+int w2a_gw_up_convert(const struct w2a_ev *in, w2a_gw_event *out) {
+  size_t i;
+  memset(out, 0, sizeof *out);
+  switch (in->kind) {
+  case W2A_EV_TEXT:
+  case W2A_EV_REASONING:
+    out->kind = in->kind == W2A_EV_TEXT ? W2A_GW_EV_TEXT : W2A_GW_EV_REASONING;
+    out->text = in->text;
+    out->len = in->len;
+    return 1;
+  case W2A_EV_TOOL_CALL:
+    out->kind = W2A_GW_EV_TOOL_CALL;
+    out->call_id = in->tool_call_id;
+    out->name = in->name;
+    out->args_json = in->args_json;
+    return 1;
+  case W2A_EV_FINISHED:
+    out->kind = W2A_GW_EV_FINISH;
+    switch (in->reason) {
+    case W2A_FINISH_DONE: out->finish = W2A_GW_FIN_DONE; break;
+    case W2A_FINISH_MAX_TOKENS: out->finish = W2A_GW_FIN_MAX_TOKENS; break;
+    case W2A_FINISH_CONTEXT_EXCEEDED: out->finish = W2A_GW_FIN_CONTEXT_WINDOW; break;
+    case W2A_FINISH_QUOTA: out->finish = W2A_GW_FIN_QUOTA; break;
+    case W2A_FINISH_LLM_UNAVAILABLE: out->finish = W2A_GW_FIN_LLM_UNAVAILABLE; break;
+    case W2A_FINISH_INTERNAL_ERROR: out->finish = W2A_GW_FIN_INTERNAL_ERROR; break;
+    default: out->finish = W2A_GW_FIN_OTHER; break;
+    }
+    out->error = in->error_message;
+    if (in->n_usage) {
+      out->has_usage = 1;
+      out->prompt_tokens = in->input_tokens;
+      out->completion_tokens = in->output_tokens;
+      for (i = 0; i < in->n_usage; i++)
+        out->cached_tokens += in->usage[i]->input_cache_read;
+    }
+    return 1;
+  default: return 0;
+  }
+}
+
+static int on_ev(void *ud, const w2a_ev *in) {
+  w2a_gw_upstream *u = ud;
+  w2a_gw_event ev;
+  if (!w2a_gw_up_convert(in, &ev)) return 0;
+  if (ev.kind == W2A_GW_EV_FINISH) {
+    u->res.finish = ev.finish;
+    if (w2a_gw_finish_is_error(ev.finish)) {
+      snprintf(u->res.message, sizeof u->res.message, "%s%s%s", w2a_gw_finish_name(ev.finish),
+               ev.error && *ev.error ? ": " : "", ev.error ? ev.error : "");
+      return STOP_FINISHED;
+    }
+    if (u->cbs.on_event(u->ud, &ev)) return STOP_CALLER;
+    return STOP_FINISHED;
+  }
+  return u->cbs.on_event(u->ud, &ev) ? STOP_CALLER : 0;
+}
+
+static int on_sse(void *ud, const w2a_sse_event *sev) {
+  w2a_gw_upstream *u = ud;
+  Warp__MultiAgent__V1__ResponseEvent *pe;
+  w2a_err err = {0};
+  int rc;
+  u->got_event = 1;
+  u->last_ms = uv_now(u->loop);
+  if (sev->done) return 0; /* Warp sends no [DONE]; tolerate one */
+  pe = warp__multi_agent__v1__response_event__unpack(NULL, sev->len, sev->data);
+  if (!pe) {
+    snprintf(u->res.message, sizeof u->res.message,
+             "undecodable ResponseEvent (%zu bytes) at stream offset %llu", sev->len,
+             (unsigned long long)sev->offset);
+    return W2A_EINVAL;
+  }
+  rc = w2a_events_feed(&u->ev, pe, on_ev, u, &err);
+  warp__multi_agent__v1__response_event__free_unpacked(pe, NULL);
+  if (rc < 0 && !u->res.message[0])
+    snprintf(u->res.message, sizeof u->res.message, "bad ResponseEvent: %s", err.msg);
+  return rc;
+}
+
+static void after_feed(w2a_gw_upstream *u, int rc, const w2a_err *err) {
+  if (rc == STOP_FINISHED)
+    end_attempt(u, w2a_gw_finish_is_error(u->res.finish) ? W2A_UP_FINISH_ERROR : W2A_UP_OK);
+  else if (rc == STOP_CALLER)
+    end_attempt(u, W2A_UP_STOPPED);
+  else if (rc) {
+    if (!u->res.message[0])
+      snprintf(u->res.message, sizeof u->res.message, "bad event stream: %s", err->msg);
+    end_attempt(u, W2A_UP_PROTOCOL);
+  }
+}
+
+/* ---- HTTP callbacks ---------------------------------------------------------------- */
+
+static void on_status(w2a_http_call *c, int status, const char *ctype, void *ud) {
+  w2a_gw_upstream *u = ud;
+  u->status = status;
+  W2A_DEBUG("upstream: HTTP %d (%s)", status, ctype ? ctype : "");
+}
+
+static int on_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
+  w2a_gw_upstream *u = ud;
+  w2a_err err = {0};
+  int rc;
+  if (u->ended) return W2A_HTTP_CONTINUE;
+  if (u->status != 200) {
+    size_t room = ERRBODY_MAX - u->errbody.len;
+    w2a_buf_append(&u->errbody, p, n < room ? n : room);
+    return W2A_HTTP_CONTINUE;
+  }
+  u->in_data = 1;
+  rc = w2a_sse_feed(&u->sse, p, n, on_sse, u, &err);
+  u->in_data = 0;
+  if (rc) {
+    after_feed(u, rc, &err);
+    return W2A_HTTP_CONTINUE;
+  }
+  return u->paused ? W2A_HTTP_PAUSE : W2A_HTTP_CONTINUE;
+}
+
+static void on_done(w2a_http_call *c, int code, const char *errmsg, void *ud) {
+  w2a_gw_upstream *u = ud;
+  w2a_err err = {0};
+  int rc;
+  if (u->ended) return;
+  u->res.http_version = w2a_http_call_version(c) ? w2a_http_call_version(c) : "";
+  u->call = NULL; /* the client frees it when we return */
+  if (u->status && u->status != 200) {
+    snprintf(u->res.message, sizeof u->res.message, "%.*s", (int)u->errbody.len,
+             u->errbody.data ? u->errbody.data : "");
+    end_attempt(u, W2A_UP_HTTP);
+    return;
+  }
+  if (code) {
+    const char *m = errmsg ? errmsg : w2a_strerror(code);
+    snprintf(u->res.message, sizeof u->res.message, "%s", m);
+    if (strstr(m, "onnect") && strstr(m, "timeout"))
+      end_attempt(u, W2A_UP_TIMEOUT_CONNECT);
+    else if (!u->status)
+      end_attempt(u, W2A_UP_CONNECT);
+    else
+      end_attempt(u, W2A_UP_TRANSPORT);
+    return;
+  }
+  rc = w2a_sse_finish(&u->sse, on_sse, u, &err);
+  if (rc) {
+    after_feed(u, rc, &err);
+    return;
+  }
+  if (!u->ev.events) {
+    snprintf(u->res.message, sizeof u->res.message,
+             "Warp answered 200 with no events (the request shape was refused)");
+    end_attempt(u, W2A_UP_EMPTY);
+  } else {
+    snprintf(u->res.message, sizeof u->res.message,
+             "Warp's stream ended after %llu events without a finished event",
+             (unsigned long long)u->ev.events);
+    end_attempt(u, W2A_UP_TRUNCATED);
+  }
+}
+
+/* ---- API ------------------------------------------------------------------------- */
+
+int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *http,
+                    const w2a_gw_up_opts *o, const char *id_token, const void *body, size_t len,
+                    const w2a_gw_up_cbs *cbs, void *ud) {
+  static const w2a_http_call_cbs hcbs = {on_status, on_data, on_done};
+  const w2a_config *cfg = o->cfg;
+  w2a_gw_upstream *u = calloc(1, sizeof *u);
+  w2a_http_request rq = {0};
+  w2a_events_opts eo = {0};
+  size_t h = 0;
+  *out = NULL;
+  if (!u || !(u->body = malloc(len ? len : 1))) {
+    free(u);
+    return W2A_ENOMEM;
+  }
+  if (len) memcpy(u->body, body, len);
+  u->body_len = len;
+  u->loop = loop;
+  u->cbs = *cbs;
+  u->ud = ud;
+  u->cfg = cfg;
+  w2a_sse_init(&u->sse, cfg->sse_event_max_bytes > 0 ? (size_t)cfg->sse_event_max_bytes : 0);
+  eo.struct_max_depth = cfg->struct_max_depth > 0 ? (size_t)cfg->struct_max_depth : 0;
+  w2a_events_init(&u->ev, &eo);
+  w2a_buf_init(&u->errbody, ERRBODY_MAX);
+  uv_timer_init(loop, &u->timer);
+  u->timer.data = u;
+
+  snprintf(u->h_auth, sizeof u->h_auth, "authorization: Bearer %s", id_token);
+  snprintf(u->h_ver, sizeof u->h_ver, "x-warp-client-version: %s", cfg->client_version);
+  snprintf(u->h_oscat, sizeof u->h_oscat, "x-warp-os-category: %s", cfg->os_category);
+  snprintf(u->h_osname, sizeof u->h_osname, "x-warp-os-name: %s", cfg->os_name);
+  snprintf(u->h_osver, sizeof u->h_osver, "x-warp-os-version: %s", cfg->os_version);
+  u->headers[h++] = u->h_auth;
+  u->headers[h++] = "content-type: application/x-protobuf";
+  u->headers[h++] = "accept: text/event-stream";
+  /* identity: compressed SSE gets buffered by intermediaries (spec §1.1, lofyer) */
+  u->headers[h++] = "accept-encoding: identity";
+  u->headers[h++] = "x-warp-client-id: warp-app";
+  u->headers[h++] = u->h_ver;
+  u->headers[h++] = u->h_oscat;
+  u->headers[h++] = u->h_osname;
+  u->headers[h++] = u->h_osver;
+  u->headers[h] = NULL;
+
+  rq.method = "POST";
+  rq.url = o->url;
+  rq.headers = u->headers;
+  rq.body = u->body;
+  rq.body_len = len;
+  u->start_ms = u->last_ms = uv_now(loop);
+  u->call = w2a_http_client_start(http, &rq, &hcbs, u);
+  if (!u->call) {
+    dispose(u);
+    return W2A_EIO;
+  }
+  arm(u);
+  *out = u;
+  return 0;
+}
+
+void w2a_gw_up_pause(w2a_gw_upstream *u) {
+  if (!u || u->ended || u->paused) return;
+  u->paused = 1;
+  /* Inside on_data the return value pauses; elsewhere pause explicitly. */
+  if (!u->in_data && u->call) w2a_http_call_pause(u->call);
+}
+
+void w2a_gw_up_resume(w2a_gw_upstream *u) {
+  if (!u || u->ended || !u->paused) return;
+  u->paused = 0;
+  u->last_ms = uv_now(u->loop); /* silence while we held it paused is not Warp's */
+  if (u->call) w2a_http_call_resume(u->call);
+  arm(u);
+}
+
+void w2a_gw_up_cancel(w2a_gw_upstream *u) {
+  if (!u || u->ended) return;
+  u->ended = 1;
+  dispose(u);
+}
