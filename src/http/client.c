@@ -630,7 +630,7 @@ static int fetch_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
   fetch_ctx *f = ud;
   if (w2a_buf_append(&f->body, p, n)) {
     f->too_big = 1;
-    return -1; /* neither CONTINUE nor PAUSE: stops the transfer */
+    return W2A_HTTP_ABORT;
   }
   return W2A_HTTP_CONTINUE;
 }

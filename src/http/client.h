@@ -14,7 +14,23 @@
  * - w2a_http_call_cancel() stops the transfer at once (the connection is closed, so the
  *   server sees the abandonment), fires no callback, and frees the call. It is safe from
  *   inside any of the call's callbacks (freeing is deferred off curl's stack).
- * - All functions must be called on the loop thread. */
+ * - All functions must be called on the loop thread.
+ *
+ * Details fixed by the implementation (client.c)
+ * - on_data returning anything other than CONTINUE/PAUSE (e.g. W2A_HTTP_ABORT) stops the
+ *   transfer; on_done then fires with W2A_EIO, "aborted by the receiver".
+ * - w2a_http_call_resume() takes effect on the next loop turn (curl delivers buffered
+ *   data from inside curl_easy_pause, so it is never called on the caller's stack).
+ * - Timeouts (each 0 = off): timeout_ms counts from the start; first_byte_timeout_ms
+ *   until the first body byte; idle_timeout_ms between received bytes (head or body),
+ *   counted from the start when there is no first-byte timeout, else from the first
+ *   received byte; time spent paused does not count. Messages: "timeout (…)",
+ *   "first byte timeout (…)", "idle timeout (…)", "connect timeout: …",
+ *   "connect failed: … (Connection refused)", "resolve failed: …", "TLS: …".
+ * - HTTP/2 is negotiated by ALPN over TLS only; PIPEWAIT (wait to multiplex on a
+ *   connection being set up) is set for https:// URLs only. Connections are reused
+ *   through the multi handle's cache. "Expect: 100-continue" is suppressed unless the
+ *   caller sets an Expect header. Bodies are copied at start. */
 #ifndef W2A_HTTP_CLIENT_H
 #define W2A_HTTP_CLIENT_H
 
@@ -35,7 +51,7 @@ typedef struct w2a_http_client_opts {
   int max_host_connections;    /* 0: unlimited */
 } w2a_http_client_opts;
 
-enum { W2A_HTTP_CONTINUE = 0, W2A_HTTP_PAUSE = 1 };
+enum { W2A_HTTP_CONTINUE = 0, W2A_HTTP_PAUSE = 1, W2A_HTTP_ABORT = 2 };
 
 typedef struct w2a_http_call_cbs {
   void (*on_status)(w2a_http_call *c, int status, const char *content_type, void *ud);
@@ -49,8 +65,8 @@ typedef struct w2a_http_request {
   const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
   const void *body;
   size_t body_len;
-  uint64_t timeout_ms;       /* whole transfer; 0 = none */
-  uint64_t idle_timeout_ms;  /* max silence between received bytes; 0 = none */
+  uint64_t timeout_ms;            /* whole transfer; 0 = none */
+  uint64_t idle_timeout_ms;       /* max silence between received bytes; 0 = none */
   uint64_t first_byte_timeout_ms; /* max wait for the first body byte; 0 = none */
 } w2a_http_request;
 

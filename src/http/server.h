@@ -20,7 +20,31 @@
  *   queue falls below half of max_queue_bytes.
  * - on_abort fires once when the client closes or resets the connection before the
  *   response completes (the caller cancels its upstream work there).
- * - All functions must be called on the loop thread. */
+ * - All functions must be called on the loop thread.
+ *
+ * Details fixed by the implementation (server.c)
+ * - Disconnects: ECONNRESET, a failed write, or EOF while a *streamed* response is under
+ *   way abort the request (SSE clients never half-close). EOF before the response has
+ *   started is taken as a half-close: the answer is still written (a write error then
+ *   aborts) and the connection closed after it.
+ * - on_abort runs from the socket's close callback in the same loop iteration as the
+ *   event (typically < 1 ms), never nested inside a w2a_http_* call the handler made. It
+ *   does not fire when the handler itself completed first (respond/stream_end/abort). If
+ *   the handler registers it only after the abort happened it is not called: check
+ *   w2a_http_req_aborted() when registering late.
+ * - stream_write returns W2A_EIO once aborted, and W2A_ETOOBIG (client cut off, then
+ *   on_abort) when the producer ignores congestion and the queue passes
+ *   8 × max_queue_bytes. stream_end without any stream_start drops the connection.
+ * - respond() after an abort returns W2A_EIO and still completes the request.
+ * - Idle timeout: closes connections idle between requests, and requests whose head is
+ *   not complete within idle_timeout_ms of the previous request (slowloris); while the
+ *   body arrives each read extends it; no timeout while the handler owns the request.
+ * - Error replies (400/413/431) close with a lingering close (FIN, then the peer's unread
+ *   bytes are drained for up to 2 s) so the client reads the reply instead of a reset.
+ * - HEAD requests get the head only; 1xx/204/304 get no Content-Length. Upgrade
+ *   requests (h2c, websocket) are answered as plain HTTP/1.1.
+ * - The request (method, path, query, headers, body) points into per-connection buffers
+ *   that are reused for the next request: copy anything needed after completion. */
 #ifndef W2A_HTTP_SERVER_H
 #define W2A_HTTP_SERVER_H
 
