@@ -23,19 +23,14 @@ static void usage(FILE *out) {
         "        serialized protobuf on stdin (--b64: base64/base64url text) -> JSON\n"
         "  schemas\n"
         "        every message type, one per line: full name and field count\n"
+        "  sample --type NAME\n"
+        "        a JSON instance of NAME with every field set (a template for encode)\n"
         "  decode-stream [OPTIONS]\n"
         "        a Warp text/event-stream body on stdin -> one JSON event per line\n"
         "\n"
         "NAME is a full message name (warp.multi_agent.v1.Request) or any unambiguous\n"
         "suffix of one (Request, ResponseEvent, google.protobuf.Struct).\n",
         out);
-}
-
-/* Until cli_proto_stream.c lands; its definition replaces this one at link time. */
-__attribute__((weak)) int w2a_cli_proto_decode_stream(int argc, char **argv, w2a_config *cfg) {
-  (void)argc, (void)argv, (void)cfg;
-  fputs("warp2api proto decode-stream: not built yet\n", stderr);
-  return 2;
 }
 
 static int read_stdin(w2a_buf *b, size_t cap) {
@@ -94,6 +89,39 @@ static int cmd_schemas(void) {
     printf("%s %u\n", d->name, d->n_fields);
   }
   return fflush(stdout) ? 1 : 0;
+}
+
+static int cmd_sample(int argc, char **argv) {
+  const char *type = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--type") && i + 1 < argc)
+      type = argv[++i];
+    else if (!strncmp(argv[i], "--type=", 7))
+      type = argv[i] + 7;
+    else {
+      fprintf(stderr, "warp2api proto sample: unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (!type) {
+    fputs("warp2api proto sample: --type NAME is required\n", stderr);
+    return 2;
+  }
+  w2a_err err = {0};
+  const ProtobufCMessageDescriptor *d;
+  if (w2a_pb_lookup(type, &d, &err)) {
+    fprintf(stderr, "warp2api proto sample: %s\n", err.msg);
+    return 2;
+  }
+  w2a_buf out;
+  w2a_buf_init(&out, 0);
+  int rc = w2a_pbjson_sample(d, &out, &err) || w2a_buf_putc(&out, '\n');
+  if (rc)
+    fprintf(stderr, "warp2api proto sample: %s\n", err.msg);
+  else
+    rc = write_all(out.data, out.len) ? 1 : 0;
+  w2a_buf_free(&out);
+  return rc ? 1 : 0;
 }
 
 static int cmd_transcode(int encode, int argc, char **argv, w2a_config *cfg) {
@@ -194,6 +222,7 @@ int w2a_cli_proto(int argc, char **argv, w2a_config *cfg) {
   if (!strcmp(sub, "encode")) return cmd_transcode(1, argc - 1, argv + 1, cfg);
   if (!strcmp(sub, "decode")) return cmd_transcode(0, argc - 1, argv + 1, cfg);
   if (!strcmp(sub, "schemas")) return argc == 2 ? cmd_schemas() : (usage(stderr), 2);
+  if (!strcmp(sub, "sample")) return cmd_sample(argc - 1, argv + 1);
   if (!strcmp(sub, "decode-stream")) return w2a_cli_proto_decode_stream(argc - 1, argv + 1, cfg);
   if (!strcmp(sub, "-h") || !strcmp(sub, "--help") || !strcmp(sub, "help")) {
     usage(stdout);
