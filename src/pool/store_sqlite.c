@@ -24,6 +24,8 @@
  * configured timeout. One connection per w2a_store, used by one thread at a time
  * (SQLITE_OPEN_NOMUTEX). */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,9 +98,10 @@ static const char *const migrations[] = {
     " probe INTEGER NOT NULL DEFAULT 0,"
     " created_at INTEGER NOT NULL,"
     " expires_at INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX leases_expiry ON leases(expires_at);"
-    "CREATE INDEX leases_holder ON leases(holder);"
-    "CREATE INDEX leases_account ON leases(account_id);",
+    /* Only the expiry is indexed: every index is one more page written per lease, and
+     * holder/account lookups (session release, account delete) scan the live leases,
+     * which are few (at most the sum of the caps). */
+    "CREATE INDEX leases_expiry ON leases(expires_at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -129,6 +132,8 @@ enum {
   Q_LEASE_DEL,
   Q_LEASE_EXT,
   Q_HOLDER_DEL,
+  Q_RESULT_OK,
+  Q_ANY_EXPIRED,
   Q_GET_ID,
   Q_GET_EMAIL,
   Q_META_GET,
@@ -143,6 +148,7 @@ static const char *const sql[Q__N] = {
     [Q_SYNC_FULL] = "PRAGMA synchronous=FULL",
     [Q_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
     [Q_RECLAIM] = "DELETE FROM leases WHERE expires_at <= ?1 RETURNING id, account_id",
+    [Q_ANY_EXPIRED] = "SELECT 1 FROM leases WHERE expires_at <= ?1 LIMIT 1",
     [Q_LEASE_DEC] = "UPDATE accounts SET active_leases = active_leases - 1,"
                     " probe_lease = CASE WHEN probe_lease = ?2 THEN NULL ELSE probe_lease END"
                     " WHERE id = ?1 AND active_leases > 0",
@@ -160,7 +166,13 @@ static const char *const sql[Q__N] = {
     [Q_LEASE_INC] = "UPDATE accounts SET active_leases = active_leases + 1, last_used = ?2,"
                     " uses = uses + 1, probe_lease = coalesce(?3, probe_lease)"
                     " WHERE id = ?1 AND active_leases < cap",
-    [Q_LEASE_DEL] = "DELETE FROM leases WHERE id = ?1 RETURNING account_id",
+    [Q_LEASE_DEL] = "DELETE FROM leases WHERE id = ?1 RETURNING account_id, probe",
+    [Q_RESULT_OK] = "UPDATE accounts SET successes = successes + 1, consecutive_failures = 0,"
+                    " window_failures = 0, last_success = ?2,"
+                    " state = CASE WHEN state = 'cooling' THEN 'available' ELSE state END,"
+                    " state_reason = CASE WHEN state = 'cooling' THEN '' ELSE state_reason END,"
+                    " state_until = CASE WHEN state = 'cooling' THEN 0 ELSE state_until END"
+                    " WHERE id = ?1",
     [Q_LEASE_EXT] = "UPDATE leases SET expires_at = ?2 WHERE id = ?1",
     [Q_HOLDER_DEL] = "DELETE FROM leases WHERE holder = ?1 RETURNING id, account_id",
     [Q_GET_ID] = "SELECT " ACCT_COLS " FROM accounts WHERE id = ?1",
@@ -228,19 +240,25 @@ static int set_sync(sq *s, int full, w2a_err *err) {
   return rc;
 }
 
+/* Writers of one process queue on this mutex rather than polling SQLite's file lock,
+ * so threads hand the write lock over without sleeping; the busy handler is left to
+ * arbitrate between processes. Held from BEGIN IMMEDIATE to COMMIT/ROLLBACK only. */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static int tx_begin(sq *s, int full, w2a_err *err) {
   int rc = set_sync(s, full, err);
   if (rc) return rc;
-  return run(s, Q_BEGIN, err);
+  pthread_mutex_lock(&write_mu);
+  rc = run(s, Q_BEGIN, err);
+  if (rc) pthread_mutex_unlock(&write_mu);
+  return rc;
 }
 
 /* Commit when rc is 0, else roll back; returns rc (or the commit's failure). */
 static int tx_end(sq *s, int rc, w2a_err *err) {
-  if (!rc) {
-    rc = run(s, Q_COMMIT, err);
-    if (!rc) return 0;
-  }
-  if (!sqlite3_get_autocommit(s->db)) run(s, Q_ROLLBACK, NULL);
+  if (!rc) rc = run(s, Q_COMMIT, err);
+  if (rc && !sqlite3_get_autocommit(s->db)) run(s, Q_ROLLBACK, NULL);
+  pthread_mutex_unlock(&write_mu);
   return rc;
 }
 
@@ -249,7 +267,11 @@ static int busy_cb(void *ud, int count) {
   uint64_t now = w2a_mono_us();
   if (count == 0) s->busy_start_us = now;
   if (now - s->busy_start_us >= (uint64_t)s->busy_timeout_ms * 1000u) return 0;
-  unsigned base = count < 6 ? 20u << count : 1000u;
+  if (count < 4) {
+    sched_yield(); /* the holder is usually one short transaction away from done */
+    return 1;
+  }
+  unsigned base = count < 10 ? 20u << (count - 4) : 1000u;
   usleep(base / 2 + (unsigned)(w2a_random_u64() % base));
   return 1;
 }
@@ -1088,8 +1110,16 @@ static int sq_lease_acquire(w2a_store *base, const w2a_lease_req *rq, w2a_lease_
   int want = rq->count > 0 ? rq->count : 1;
   int rc = tx_begin(s, 0, err);
   if (rc) return rc;
-  if ((rc = drop_leases(s, Q_RECLAIM, (int64_t)rq->now_ms, NULL, NULL, err))) goto out;
-  sqlite3_stmt *st = stmt(s, Q_READMIT);
+  sqlite3_stmt *st = stmt(s, Q_ANY_EXPIRED);
+  if (!st) {
+    rc = dberr(s, err, "reclaim");
+    goto out;
+  }
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)rq->now_ms);
+  int expired = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_reset(st);
+  if (expired && (rc = drop_leases(s, Q_RECLAIM, (int64_t)rq->now_ms, NULL, NULL, err))) goto out;
+  st = stmt(s, Q_READMIT);
   if (!st) {
     rc = dberr(s, err, "readmit");
     goto out;
@@ -1148,26 +1178,23 @@ static int sq_lease_extend(w2a_store *base, const char *lease_id, uint64_t exp, 
 /* Apply a lease's result to its account (inside the transaction). */
 static int apply_result(sq *s, int64_t acct, int was_probe, const w2a_lease_result *r, uint64_t now,
                         w2a_err *err) {
+  const char *reason = r->reason ? r->reason : "";
+  if (r->ok) {
+    /* Success: a cooling account (its probe, or a lease taken before it cooled) is
+     * healthy again. Operator and Warp verdicts (disabled, blocked, …) stay. */
+    sqlite3_stmt *st = stmt(s, Q_RESULT_OK);
+    if (!st) return dberr(s, err, "result");
+    sqlite3_bind_int64(st, 1, acct);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+    int x = sqlite3_step(st);
+    sqlite3_reset(st);
+    return x == SQLITE_DONE ? 0 : dberr(s, err, "result");
+  }
   w2a_account a;
   w2a_err e2;
   int rc = get_locked(s, acct, NULL, 0, &a, &e2);
   if (rc == W2A_ENOTFOUND) return 0; /* deleted meanwhile */
   if (rc) return w2a_errf(err, rc, "%s", e2.msg);
-  const char *reason = r->reason ? r->reason : "";
-  if (r->ok) {
-    /* Success: a cooling account (its probe, or a lease taken before it cooled) is
-     * healthy again. Operator and Warp verdicts (disabled, blocked, …) stay. */
-    return update(s, err,
-                  "UPDATE accounts SET successes = successes + 1, consecutive_failures = 0,"
-                  " window_failures = 0, last_success = ?2,"
-                  " state = CASE WHEN state = 'cooling' THEN 'available' ELSE state END,"
-                  " state_reason = CASE WHEN state = 'cooling' THEN '' ELSE state_reason END,"
-                  " state_until = CASE WHEN state = 'cooling' THEN 0 ELSE state_until END"
-                  " WHERE id = ?1",
-                  "ii", acct, (int64_t)now) < 0
-               ? W2A_EIO
-               : 0;
-  }
   int64_t wstart = 0, wfail = a.window_failures;
   char why[W2A_REASON_MAX];
   const char *new_state = w2a_acct_state_name(a.state);
@@ -1238,6 +1265,7 @@ static int sq_lease_release(w2a_store *base, const char *lease_id, int64_t acct,
   if (x == SQLITE_ROW) {
     found = 1;
     acct = sqlite3_column_int64(st, 0);
+    was_probe = sqlite3_column_int(st, 1);
     while ((x = sqlite3_step(st)) == SQLITE_ROW) {
     }
   }
@@ -1246,18 +1274,7 @@ static int sq_lease_release(w2a_store *base, const char *lease_id, int64_t acct,
     rc = dberr(s, err, "release");
     goto out;
   }
-  if (found) {
-    /* Was this the probe? Compare before lease_dec clears probe_lease. */
-    sqlite3_stmt *p = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT probe_lease = ?2 FROM accounts WHERE id = ?1", -1, &p,
-                           NULL) == SQLITE_OK) {
-      sqlite3_bind_int64(p, 1, acct);
-      sqlite3_bind_text(p, 2, lease_id, -1, SQLITE_STATIC);
-      if (sqlite3_step(p) == SQLITE_ROW) was_probe = sqlite3_column_int(p, 0);
-      sqlite3_finalize(p);
-    }
-    if ((rc = lease_dec(s, acct, lease_id, err))) goto out;
-  }
+  if (found && (rc = lease_dec(s, acct, lease_id, err))) goto out;
   if (r && acct > 0) rc = apply_result(s, acct, was_probe, r, now, err);
 out:
   rc = tx_end(s, rc, err);
@@ -1364,8 +1381,14 @@ static const w2a_store_ops sqlite_ops = {
     .explain_selection = sq_explain,
 };
 
+/* Memory statistics cost a global mutex per SQLite allocation; nothing here reads them.
+ * Only possible before SQLite initialises; harmless (SQLITE_MISUSE) if it already has. */
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+static void config_sqlite(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 int w2a_store_sqlite_open(w2a_store **out, const w2a_store_opts *o, w2a_err *err) {
   int rc = 0;
+  pthread_once(&config_once, config_sqlite);
   *out = NULL;
   sq *s = calloc(1, sizeof *s);
   if (!s) return w2a_errf(err, W2A_ENOMEM, "store: out of memory");
@@ -1386,6 +1409,7 @@ int w2a_store_sqlite_open(w2a_store **out, const w2a_store_opts *o, w2a_err *err
     goto out;
   }
   sqlite3_busy_handler(s->db, busy_cb, s);
+  sqlite3_db_config(s->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 512, 512);
   sqlite3_extended_result_codes(s->db, 0);
   if (!o->readonly) {
     if ((rc = exec(s, "PRAGMA journal_mode=WAL", err))) goto out;

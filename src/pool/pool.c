@@ -1,0 +1,1389 @@
+/* pool.c - the account pool on a libuv loop (pool.h): leases through the store on a
+ * DB worker thread, single-flight token refresh, quota polling, background jobs.
+ *
+ * Threads. One worker thread owns the w2a_store connection and runs jobs in order;
+ * a finished job goes back to the loop through a uv_async and its `done` runs there.
+ * Everything else in this file runs on the loop thread, so the in-memory tables below
+ * need no locks. Only w2a_pool_open touches the database from the caller's thread
+ * (before the loop serves anything: migrations must finish before the pool exists).
+ *
+ * Refresh. `flights` holds at most one refresh per account in this process; callers
+ * that need the account's token while it is being refreshed join its waiter list. A
+ * flight first takes the rate limiter (REFRESH_PER_MINUTE, a token bucket), then claims
+ * the account's refresh lock in the database (so two processes never refresh the same
+ * account together; a process that loses the claim polls the row until the winner has
+ * stored the new token), calls Firebase, and stores the new ID token and, if it
+ * rotated, the new refresh token in one durable transaction. Waiters whose old token is
+ * still valid do not wait for the limiter: they get the old token at once.
+ *
+ * The one-hour rule. An account is refreshed only when its ID token has less than
+ * TOKEN_REFRESH_MARGIN left (or none), after a 401, or when the operator forces it.
+ *
+ * Lifetime. w2a_pool_close stops the timers, lets queued jobs and HTTP calls finish
+ * (their callbacks still run, but start nothing new), joins the worker, closes the
+ * handles, then calls `done`. */
+#include "pool.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "rules.h"
+#include "secret.h"
+#include "store.h"
+
+#define MAX_PER_REQUEST 16
+#define REFRESH_HOLD_MS 30000    /* DB refresh lock: longer than one HTTP attempt */
+#define TOKEN_MIN_VALID_MS 15000 /* an old token with less left than this is not used */
+#define HTTP_TIMEOUT_MS 15000
+#define POLL_PEER_MS 250 /* how often to look for another process's refresh result */
+#define QUOTA_FALLBACK_MS 3600000ull
+
+/* ---- jobs ----------------------------------------------------------------------------- */
+
+typedef struct job job;
+struct job {
+  job *next;
+  void (*work)(job *j, w2a_store *s); /* worker thread */
+  void (*done)(job *j);               /* loop thread */
+};
+
+typedef struct waiter waiter;
+typedef void (*token_fn)(void *ud, int rc, w2a_refresh_status st, const char *token,
+                         uint64_t exp_ms);
+struct waiter {
+  waiter *next;
+  token_fn fn;
+  void *ud;
+};
+
+typedef struct flight flight;
+
+struct w2a_pool {
+  uv_loop_t *loop;
+  const w2a_config *cfg;
+  w2a_http_client *http;
+  int background;
+  w2a_rules rules;
+  w2a_selection sel;
+  w2a_store *store; /* worker-owned after open */
+
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  job *todo, *todo_tail, *finished, *finished_tail;
+  int stop_worker;
+  uv_async_t async;
+  uv_timer_t tick;
+  int handles_open;
+
+  flight *flights;
+  int http_inflight, jobs_inflight;
+  double bucket;
+  uint64_t bucket_at;
+
+  /* tokens a 401 proved bad although their exp is in the future */
+  int64_t *stale;
+  size_t nstale, capstale;
+
+  w2a_store_stats counts;
+  uint64_t counts_at, next_reclaim, next_refresh_scan, next_quota_scan;
+  int counts_busy, scan_busy;
+
+  int closing;
+  void (*close_done)(void *ud);
+  void *close_ud;
+};
+
+static void worker_main(void *arg) {
+  w2a_pool *p = arg;
+  uv_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->todo && !p->stop_worker)
+      uv_cond_wait(&p->cv, &p->mu);
+    job *j = p->todo;
+    if (!j) break; /* stop requested and queue drained */
+    p->todo = j->next;
+    if (!p->todo) p->todo_tail = NULL;
+    uv_mutex_unlock(&p->mu);
+    if (j->work) j->work(j, p->store);
+    uv_mutex_lock(&p->mu);
+    j->next = NULL;
+    if (p->finished_tail)
+      p->finished_tail->next = j;
+    else
+      p->finished = j;
+    p->finished_tail = j;
+    uv_async_send(&p->async);
+  }
+  uv_mutex_unlock(&p->mu);
+}
+
+static void maybe_finish_close(w2a_pool *p);
+
+static void on_async(uv_async_t *a) {
+  w2a_pool *p = a->data;
+  uv_mutex_lock(&p->mu);
+  job *j = p->finished;
+  p->finished = p->finished_tail = NULL;
+  uv_mutex_unlock(&p->mu);
+  while (j) {
+    job *next = j->next;
+    p->jobs_inflight--;
+    if (j->done) j->done(j);
+    j = next;
+  }
+  if (p->closing) maybe_finish_close(p);
+}
+
+static void submit(w2a_pool *p, job *j) {
+  j->next = NULL;
+  p->jobs_inflight++;
+  uv_mutex_lock(&p->mu);
+  if (p->todo_tail)
+    p->todo_tail->next = j;
+  else
+    p->todo = j;
+  p->todo_tail = j;
+  uv_cond_signal(&p->cv);
+  uv_mutex_unlock(&p->mu);
+}
+
+/* ---- public submission -------------------------------------------------------------- */
+
+typedef struct user_job {
+  job j;
+  w2a_pool *p;
+  w2a_pool_work_fn work;
+  void (*done)(void *ud);
+  void *ud;
+} user_job;
+
+static void user_work(job *j, w2a_store *s) {
+  user_job *u = (user_job *)j;
+  if (u->work) u->work(s, u->ud);
+}
+static void user_done(job *j) {
+  user_job *u = (user_job *)j;
+  if (u->done) u->done(u->ud);
+  free(u);
+}
+
+void w2a_pool_submit(w2a_pool *p, w2a_pool_work_fn work, void (*done)(void *ud), void *ud) {
+  user_job *u = calloc(1, sizeof *u);
+  if (!u) abort(); /* a lost job would leak its caller's state silently */
+  u->j.work = user_work;
+  u->j.done = user_done;
+  u->p = p;
+  u->work = p->closing ? NULL : work;
+  u->done = done;
+  u->ud = ud;
+  submit(p, &u->j);
+}
+
+const w2a_config *w2a_pool_config(const w2a_pool *p) { return p->cfg; }
+const w2a_store_stats *w2a_pool_cached_counts(const w2a_pool *p) { return &p->counts; }
+int w2a_pool_usable_count(const w2a_pool *p) { return (int)p->counts.usable; }
+
+/* ---- stale tokens (after a 401) -------------------------------------------------------- */
+
+static int is_stale(w2a_pool *p, int64_t id) {
+  for (size_t i = 0; i < p->nstale; i++)
+    if (p->stale[i] == id) return 1;
+  return 0;
+}
+static void mark_stale(w2a_pool *p, int64_t id) {
+  if (is_stale(p, id)) return;
+  if (p->nstale == p->capstale) {
+    size_t c = p->capstale ? 2 * p->capstale : 8;
+    int64_t *v = realloc(p->stale, c * sizeof *v);
+    if (!v) return;
+    p->stale = v;
+    p->capstale = c;
+  }
+  p->stale[p->nstale++] = id;
+}
+static void clear_stale(w2a_pool *p, int64_t id) {
+  for (size_t i = 0; i < p->nstale; i++)
+    if (p->stale[i] == id) p->stale[i] = p->stale[--p->nstale];
+}
+
+/* ---- token refresh (single flight) --------------------------------------------------- */
+
+enum { F_CHECK, F_CLAIM, F_STORE };
+enum { C_FRESH, C_CLAIMED, C_BUSY, C_GONE, C_ERROR, C_NEED };
+
+struct flight {
+  job j;
+  flight *next;
+  w2a_pool *p;
+  int64_t id;
+  int force;
+  uint64_t started_ms; /* a forced refresh is satisfied by any refresh stored after this */
+  int stage;
+  waiter *waiters;
+  uint64_t not_before; /* waiting for the limiter or a peer process until then */
+  int queued;          /* on the tick's wait list (not in a job or HTTP call) */
+  int limiter_taken;
+  /* worker results */
+  int claim;
+  char *refresh_token;
+  char *token; /* current or new ID token */
+  uint64_t exp;
+  char email[W2A_EMAIL_MAX];
+  /* refresh outcome */
+  int ok, invalid, rc;
+  w2a_refresh_status status;
+  char *new_rt;
+  char msg[256];
+  char *body;
+};
+
+static flight *find_flight(w2a_pool *p, int64_t id) {
+  for (flight *f = p->flights; f; f = f->next)
+    if (f->id == id) return f;
+  return NULL;
+}
+
+static int take_limiter(w2a_pool *p) {
+  uint64_t now = w2a_mono_us() / 1000u;
+  double rate = (double)(p->cfg->refresh_per_minute > 0 ? p->cfg->refresh_per_minute : 30);
+  double capb = rate / 4 < 1 ? 1 : rate / 4; /* a burst is at most a quarter minute's worth */
+  p->bucket += (double)(now - p->bucket_at) * rate / 60000.0;
+  if (p->bucket > capb) p->bucket = capb;
+  p->bucket_at = now;
+  if (p->bucket < 1.0) return 0;
+  p->bucket -= 1.0;
+  return 1;
+}
+
+/* Hand every waiter the result and drop the flight. */
+static void flight_finish(flight *f, int rc, const char *token, uint64_t exp) {
+  w2a_pool *p = f->p;
+  for (flight **pp = &p->flights; *pp; pp = &(*pp)->next)
+    if (*pp == f) {
+      *pp = f->next;
+      break;
+    }
+  waiter *w = f->waiters;
+  f->waiters = NULL;
+  while (w) {
+    waiter *n = w->next;
+    w->fn(w->ud, rc, f->status, token, exp);
+    free(w);
+    w = n;
+  }
+  w2a_secret_free(f->refresh_token);
+  w2a_secret_free(f->token);
+  w2a_secret_free(f->new_rt);
+  w2a_secret_free(f->body);
+  free(f);
+}
+
+/* Give waiters the old token now when it is still good; the refresh goes on. */
+static void serve_old_token(flight *f) {
+  if (f->force || !f->token || !*f->token || f->exp < w2a_now_ms() + TOKEN_MIN_VALID_MS) return;
+  waiter *w = f->waiters;
+  f->waiters = NULL;
+  while (w) {
+    waiter *n = w->next;
+    w->fn(w->ud, 0, W2A_REFRESH_SKIPPED, f->token, f->exp);
+    free(w);
+    w = n;
+  }
+}
+
+static void flight_step(flight *f);
+
+static void claim_work(job *j, w2a_store *s) {
+  flight *f = (flight *)j;
+  w2a_pool *p = f->p;
+  w2a_account a;
+  w2a_err err;
+  uint64_t now = w2a_now_ms();
+  w2a_secret_free(f->refresh_token);
+  w2a_secret_free(f->token);
+  f->refresh_token = f->token = NULL;
+  int rc = w2a_store_get(s, f->id, W2A_STORE_SECRETS, &a, &err);
+  if (rc) {
+    f->claim = rc == W2A_ENOTFOUND ? C_GONE : C_ERROR;
+    snprintf(f->msg, sizeof f->msg, "%s", err.msg);
+    return;
+  }
+  snprintf(f->email, sizeof f->email, "%s", a.email);
+  f->token = a.id_token;
+  f->exp = a.id_token_exp_ms;
+  f->refresh_token = a.refresh_token;
+  a.id_token = a.refresh_token = NULL;
+  int fresh = f->token && *f->token && f->exp > now + (uint64_t)p->cfg->refresh_margin_ms;
+  /* The one-hour rule; and a forced refresh is satisfied by one stored after it was
+   * asked for (by this process's previous flight or by a peer process). */
+  if (fresh && (!f->force || a.last_refresh_ms >= f->started_ms)) {
+    f->claim = C_FRESH;
+    return;
+  }
+  if (f->stage == F_CHECK) {
+    f->claim = C_NEED;
+    return;
+  }
+  rc = w2a_store_refresh_claim(s, f->id, now, REFRESH_HOLD_MS, &err);
+  f->claim = rc == 0 ? C_CLAIMED : rc == W2A_EAGAIN ? C_BUSY : C_ERROR;
+  if (rc) snprintf(f->msg, sizeof f->msg, "%s", err.msg);
+}
+
+static int is_invalid_refresh(int status, const char *body) {
+  static const char *const codes[] = {"INVALID_REFRESH_TOKEN", "TOKEN_EXPIRED",
+                                      "USER_DISABLED",         "USER_NOT_FOUND",
+                                      "invalid_grant",         "Invalid refresh token"};
+  if (status != 400 && status != 401 && status != 403) return 0;
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+    if (body && strcasestr(body, codes[i])) return 1;
+  return 0;
+}
+
+static void store_work(job *j, w2a_store *s) {
+  flight *f = (flight *)j;
+  w2a_err err;
+  uint64_t now = w2a_now_ms();
+  int rc;
+  if (f->ok) {
+    rc = w2a_store_set_tokens(s, f->id, f->token, f->exp, f->new_rt, now, &err);
+  } else {
+    rc = w2a_store_refresh_failed(s, f->id, f->invalid, f->msg, now, &err);
+  }
+  if (rc) {
+    f->rc = rc;
+    W2A_ERROR("pool: storing the refresh result of %s: %s", f->email, err.msg);
+  }
+}
+
+static void flight_stored(job *j) {
+  flight *f = (flight *)j;
+  w2a_pool *p = f->p;
+  if (f->ok && !f->rc) {
+    clear_stale(p, f->id);
+    W2A_INFO("pool: refreshed the ID token of %s", f->email);
+    f->status = W2A_REFRESH_DONE;
+    flight_finish(f, 0, f->token, f->exp);
+    return;
+  }
+  if (f->ok) { /* refreshed but not stored: the token is still good to use */
+    f->status = W2A_REFRESH_FAILED;
+    flight_finish(f, 0, f->token, f->exp);
+    return;
+  }
+  W2A_WARN("pool: refresh of %s failed%s: %s", f->email, f->invalid ? " (account invalid)" : "",
+           f->msg);
+  f->status = f->invalid ? W2A_REFRESH_INVALID : W2A_REFRESH_FAILED;
+  /* A failed refresh keeps a still-valid ID token in use. */
+  if (!f->invalid && f->token && f->exp > w2a_now_ms() + TOKEN_MIN_VALID_MS && !f->force)
+    flight_finish(f, 0, f->token, f->exp);
+  else
+    flight_finish(f, f->invalid ? W2A_EAUTH : W2A_EIO, NULL, 0);
+}
+
+static void on_refresh_http(int code, int status, const char *body, size_t len, const char *errmsg,
+                            void *ud) {
+  flight *f = ud;
+  w2a_pool *p = f->p;
+  p->http_inflight--;
+  w2a_secret_free(f->body);
+  f->body = NULL;
+  f->ok = 0;
+  if (code) {
+    snprintf(f->msg, sizeof f->msg, "token endpoint: %s", errmsg ? errmsg : w2a_strerror(code));
+  } else if (status != 200) {
+    f->invalid = is_invalid_refresh(status, body);
+    /* The body is Google's error JSON: no secret in it, but keep it short. */
+    snprintf(f->msg, sizeof f->msg, "token endpoint HTTP %d: %.160s", status, body ? body : "");
+  } else {
+    json_object *o = json_tokener_parse(body ? body : "");
+    json_object *x;
+    const char *order[2] = {"access_token", "id_token"};
+    if (!strcasecmp(p->cfg->refresh_endpoint, "securetoken")) {
+      order[0] = "id_token";
+      order[1] = "access_token";
+    }
+    const char *tok = NULL, *rt = NULL;
+    for (int i = 0; i < 2 && !tok; i++)
+      if (o && json_object_object_get_ex(o, order[i], &x)) tok = json_object_get_string(x);
+    if (o && json_object_object_get_ex(o, "refresh_token", &x)) rt = json_object_get_string(x);
+    uint64_t exp = tok ? w2a_jwt_exp_ms(tok) : 0;
+    if (!exp && o && json_object_object_get_ex(o, "expires_in", &x))
+      exp = w2a_now_ms() + (uint64_t)json_object_get_int64(x) * 1000u;
+    if (tok && *tok && strlen(tok) < W2A_TOKEN_MAX && exp) {
+      w2a_secret_free(f->token);
+      f->token = strdup(tok);
+      f->exp = exp;
+      if (rt && *rt && strcmp(rt, f->refresh_token ? f->refresh_token : "")) f->new_rt = strdup(rt);
+      f->ok = f->token != NULL;
+    } else {
+      snprintf(f->msg, sizeof f->msg, "token endpoint: no token in the answer (%zu bytes)", len);
+    }
+    json_object_put(o);
+  }
+  f->stage = F_STORE;
+  f->j.work = store_work;
+  f->j.done = flight_stored;
+  submit(p, &f->j);
+}
+
+static size_t urlencode(const char *s, char *out, size_t cap) {
+  static const char hexd[] = "0123456789ABCDEF";
+  size_t o = 0;
+  for (; *s && o + 4 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out[o++] = (char)c;
+    } else {
+      out[o++] = '%';
+      out[o++] = hexd[c >> 4];
+      out[o++] = hexd[c & 15];
+    }
+  }
+  out[o] = 0;
+  return o;
+}
+
+static void start_refresh_http(flight *f) {
+  w2a_pool *p = f->p;
+  const w2a_config *c = p->cfg;
+  int secure = !strcasecmp(c->refresh_endpoint, "securetoken");
+  char url[1024], ver[160], osc[160], osn[160], osv[160];
+  const char *ctype;
+  size_t cap = 3 * strlen(f->refresh_token ? f->refresh_token : "") + 128;
+  p->http_inflight++; /* on_refresh_http takes it back, whichever way it is called */
+  f->body = malloc(cap);
+  if (!f->body) {
+    on_refresh_http(W2A_ENOMEM, 0, NULL, 0, "out of memory", f);
+    return;
+  }
+  if (secure) {
+    snprintf(url, sizeof url, "%s?key=%s", c->securetoken_url, c->firebase_api_key);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "grant_type", json_object_new_string("refresh_token"));
+    json_object_object_add(o, "refresh_token", json_object_new_string(f->refresh_token));
+    snprintf(f->body, cap, "%s", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    ctype = "content-type: application/json";
+  } else {
+    snprintf(url, sizeof url, "%s/proxy/token?key=%s", c->warp_base_url, c->firebase_api_key);
+    int n = snprintf(f->body, cap, "grant_type=refresh_token&refresh_token=");
+    urlencode(f->refresh_token, f->body + n, cap - (size_t)n);
+    ctype = "content-type: application/x-www-form-urlencoded";
+  }
+  snprintf(ver, sizeof ver, "x-warp-client-version: %s", c->client_version);
+  snprintf(osc, sizeof osc, "x-warp-os-category: %s", c->os_category);
+  snprintf(osn, sizeof osn, "x-warp-os-name: %s", c->os_name);
+  snprintf(osv, sizeof osv, "x-warp-os-version: %s", c->os_version);
+  const char *hdrs[] = {
+      ctype, "accept: */*", ver, osc, osn, osv, secure ? "x-warp-client-id: warp-app" : NULL, NULL};
+  w2a_http_request rq = {.method = "POST",
+                         .url = url,
+                         .headers = hdrs,
+                         .body = f->body,
+                         .body_len = strlen(f->body),
+                         .timeout_ms = HTTP_TIMEOUT_MS};
+  if (w2a_http_fetch(p->http, &rq, 64 * 1024, on_refresh_http, f))
+    on_refresh_http(W2A_EIO, 0, NULL, 0, "could not start the request", f);
+}
+
+static void flight_claimed(job *j) {
+  flight *f = (flight *)j;
+  w2a_pool *p = f->p;
+  switch (f->claim) {
+  case C_FRESH:
+    f->status = W2A_REFRESH_SKIPPED;
+    if (f->force) clear_stale(p, f->id); /* refreshed meanwhile, here or by a peer */
+    flight_finish(f, 0, f->token, f->exp);
+    return;
+  case C_GONE: flight_finish(f, W2A_ENOTFOUND, NULL, 0); return;
+  case C_NEED: flight_step(f); return;
+  case C_ERROR:
+    f->status = W2A_REFRESH_FAILED;
+    if (!f->force && f->token && f->exp > w2a_now_ms() + TOKEN_MIN_VALID_MS)
+      flight_finish(f, 0, f->token, f->exp);
+    else
+      flight_finish(f, W2A_EIO, NULL, 0);
+    return;
+  case C_BUSY: /* another process is refreshing it: look again shortly */
+    serve_old_token(f);
+    f->not_before = w2a_now_ms() + POLL_PEER_MS;
+    f->queued = 1;
+    return;
+  case C_CLAIMED:
+    if (p->closing) {
+      f->ok = 0;
+      snprintf(f->msg, sizeof f->msg, "pool closing");
+      f->j.work = store_work;
+      f->j.done = flight_stored;
+      submit(p, &f->j);
+      return;
+    }
+    start_refresh_http(f);
+    return;
+  }
+}
+
+/* Next step of a queued flight (from the tick): limiter first, then the DB claim. */
+static void flight_step(flight *f) {
+  w2a_pool *p = f->p;
+  if (!f->limiter_taken) {
+    if (!take_limiter(p)) {
+      serve_old_token(f); /* nobody waits for the limiter while an old token works */
+      f->queued = 1;
+      return;
+    }
+    f->limiter_taken = 1;
+  }
+  f->queued = 0;
+  f->stage = F_CLAIM;
+  f->j.work = claim_work;
+  f->j.done = flight_claimed;
+  submit(p, &f->j);
+}
+
+/* Get a usable ID token for an account: fn (may be NULL) runs on the loop with it. */
+static void ensure_token(w2a_pool *p, int64_t id, int force, token_fn fn, void *ud) {
+  waiter *w = NULL;
+  if (fn && !(w = calloc(1, sizeof *w))) {
+    fn(ud, W2A_ENOMEM, W2A_REFRESH_FAILED, NULL, 0);
+    return;
+  }
+  if (w) {
+    w->fn = fn;
+    w->ud = ud;
+  }
+  flight *f = find_flight(p, id);
+  if (f) { /* single flight: join the refresh already under way */
+    if (w) {
+      w->next = f->waiters;
+      f->waiters = w;
+    }
+    if (force && !f->force) {
+      f->force = 1;
+      f->started_ms = w2a_now_ms();
+    }
+    return;
+  }
+  f = calloc(1, sizeof *f);
+  if (!f) {
+    free(w);
+    if (fn) fn(ud, W2A_ENOMEM, W2A_REFRESH_FAILED, NULL, 0);
+    return;
+  }
+  f->p = p;
+  f->id = id;
+  f->force = force;
+  f->started_ms = w2a_now_ms();
+  f->waiters = w;
+  f->next = p->flights;
+  p->flights = f;
+  if (force) {
+    flight_step(f); /* limiter, then claim */
+    return;
+  }
+  /* Look first: a token that is fresh (refreshed by a peer, or never stale) costs no
+   * limiter slot and no refresh. */
+  f->stage = F_CHECK;
+  f->j.work = claim_work;
+  f->j.done = flight_claimed;
+  submit(p, &f->j);
+}
+
+/* ---- quota polling --------------------------------------------------------------------- */
+
+typedef struct quota_job {
+  job j;
+  w2a_pool *p;
+  int64_t id;
+  char *token;
+  uint64_t exp;
+  w2a_quota q;
+  int have;
+  char *body;
+  w2a_pool_done_fn cb;
+  void *ud;
+  int rc;
+} quota_job;
+
+static uint64_t parse_time_ms(json_object *x) {
+  if (!x) return 0;
+  if (json_object_is_type(x, json_type_int) || json_object_is_type(x, json_type_double)) {
+    double v = json_object_get_double(x);
+    return v > 1e11 ? (uint64_t)v : (uint64_t)(v * 1000.0);
+  }
+  const char *s = json_object_get_string(x);
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+  if (!rest) return 0;
+  uint64_t ms = (uint64_t)timegm(&tm) * 1000u;
+  if (*rest == '.') {
+    rest++;
+    uint64_t frac = 0, scale = 100;
+    while (*rest >= '0' && *rest <= '9') {
+      frac += (uint64_t)(*rest++ - '0') * scale;
+      scale /= 10;
+    }
+    ms += frac;
+  }
+  if (*rest == '+' || *rest == '-') {
+    int hh = 0, mm = 0;
+    if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) >= 1) {
+      int64_t off = (int64_t)(hh * 60 + mm) * 60000;
+      ms = *rest == '+' ? ms - (uint64_t)off : ms + (uint64_t)off;
+    }
+  }
+  return ms;
+}
+
+static json_object *find_key(json_object *o, const char *key, int depth) {
+  if (!o || depth > 8) return NULL;
+  json_object *x;
+  if (json_object_is_type(o, json_type_object)) {
+    if (json_object_object_get_ex(o, key, &x)) return x;
+    json_object_object_foreach(o, k, v) {
+      (void)k;
+      if ((x = find_key(v, key, depth + 1))) return x;
+    }
+  }
+  return NULL;
+}
+
+static void quota_stored(job *j) {
+  quota_job *q = (quota_job *)j;
+  if (q->cb) q->cb(q->rc, q->ud);
+  w2a_secret_free(q->token);
+  free(q->body);
+  free(q);
+}
+
+static void quota_store_work(job *j, w2a_store *s) {
+  quota_job *q = (quota_job *)j;
+  w2a_err err;
+  if (q->have && (q->rc = w2a_store_set_quota(s, q->id, &q->q, &err)))
+    W2A_WARN("pool: storing quota of #%lld: %s", (long long)q->id, err.msg);
+}
+
+static void on_quota_http(int code, int status, const char *body, size_t len, const char *errmsg,
+                          void *ud) {
+  quota_job *q = ud;
+  w2a_pool *p = q->p;
+  (void)len;
+  p->http_inflight--;
+  q->have = 0;
+  if (code || status != 200) {
+    q->rc = W2A_EIO;
+    W2A_WARN("pool: GetRequestLimitInfo for #%lld: %s", (long long)q->id,
+             code ? (errmsg ? errmsg : "failed") : "non-200 answer");
+  } else {
+    json_object *o = json_tokener_parse(body ? body : "");
+    json_object *li = find_key(o, "requestLimitInfo", 0), *x;
+    if (li) {
+      q->q.unlimited =
+          json_object_object_get_ex(li, "isUnlimited", &x) && json_object_get_boolean(x);
+      q->q.limit =
+          json_object_object_get_ex(li, "requestLimit", &x) ? json_object_get_int64(x) : -1;
+      q->q.used = json_object_object_get_ex(li, "requestsUsedSinceLastRefresh", &x)
+                      ? json_object_get_int64(x)
+                      : -1;
+      q->q.reset_ms = json_object_object_get_ex(li, "nextRefreshTime", &x) ? parse_time_ms(x) : 0;
+      q->q.updated_ms = w2a_now_ms();
+      q->have = 1;
+    } else {
+      q->rc = W2A_EINVAL;
+    }
+    json_object_put(o);
+  }
+  q->j.work = quota_store_work;
+  q->j.done = quota_stored;
+  submit(p, &q->j);
+}
+
+static void quota_read_done(job *j) {
+  quota_job *q = (quota_job *)j;
+  w2a_pool *p = q->p;
+  const w2a_config *c = p->cfg;
+  if (!q->token || !*q->token || q->exp < w2a_now_ms() + TOKEN_MIN_VALID_MS || p->closing) {
+    /* never refresh just to poll: the next lease or refresh brings a token */
+    q->rc = q->rc ? q->rc : W2A_ESTATE;
+    quota_stored(j);
+    return;
+  }
+  char url[1024], auth[W2A_TOKEN_MAX + 32], ver[160];
+  snprintf(url, sizeof url, "%s/graphql/v2?op=GetRequestLimitInfo", c->warp_base_url);
+  snprintf(auth, sizeof auth, "authorization: Bearer %s", q->token);
+  snprintf(ver, sizeof ver, "x-warp-client-version: %s", c->client_version);
+  json_object *o = json_object_new_object(), *v = json_object_new_object(),
+              *rc = json_object_new_object(), *cc = json_object_new_object(),
+              *os = json_object_new_object();
+  json_object_object_add(cc, "version", json_object_new_string(c->client_version));
+  json_object_object_add(os, "category", json_object_new_string(c->os_category));
+  json_object_object_add(os, "linuxKernelVersion", NULL);
+  json_object_object_add(os, "name", json_object_new_string(c->os_name));
+  json_object_object_add(os, "version", json_object_new_string(c->os_version));
+  json_object_object_add(rc, "clientContext", cc);
+  json_object_object_add(rc, "osContext", os);
+  json_object_object_add(v, "requestContext", rc);
+  json_object_object_add(o, "operationName", json_object_new_string("GetRequestLimitInfo"));
+  json_object_object_add(o, "variables", v);
+  json_object_object_add(
+      o, "query",
+      json_object_new_string(
+          "query GetRequestLimitInfo($requestContext: RequestContext!) { user(requestContext:"
+          " $requestContext) { __typename ... on UserOutput { user { requestLimitInfo {"
+          " isUnlimited nextRefreshTime requestLimit requestsUsedSinceLastRefresh"
+          " requestLimitRefreshDuration } } } } }"));
+  q->body = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+  json_object_put(o);
+  const char *hdrs[] = {"content-type: application/json", auth, ver, NULL};
+  w2a_http_request rq = {.method = "POST",
+                         .url = url,
+                         .headers = hdrs,
+                         .body = q->body,
+                         .body_len = q->body ? strlen(q->body) : 0,
+                         .timeout_ms = HTTP_TIMEOUT_MS};
+  p->http_inflight++;
+  if (!q->body || w2a_http_fetch(p->http, &rq, 256 * 1024, on_quota_http, q))
+    on_quota_http(W2A_EIO, 0, NULL, 0, "could not start the request", q);
+}
+
+static void quota_read_work(job *j, w2a_store *s) {
+  quota_job *q = (quota_job *)j;
+  w2a_account a;
+  w2a_err err;
+  if ((q->rc = w2a_store_get(s, q->id, W2A_STORE_ID_TOKEN, &a, &err))) return;
+  q->token = a.id_token;
+  q->exp = a.id_token_exp_ms;
+}
+
+void w2a_pool_poll_quota(w2a_pool *p, int64_t id, w2a_pool_done_fn cb, void *ud) {
+  quota_job *q = calloc(1, sizeof *q);
+  if (!q) {
+    if (cb) cb(W2A_ENOMEM, ud);
+    return;
+  }
+  q->p = p;
+  q->id = id;
+  q->cb = cb;
+  q->ud = ud;
+  q->j.work = quota_read_work;
+  q->j.done = quota_read_done;
+  submit(p, &q->j);
+}
+
+/* ---- acquire ------------------------------------------------------------------------------ */
+
+typedef struct acq {
+  job j;
+  w2a_pool *p;
+  int64_t exclude[64];
+  size_t nexclude;
+  int count;
+  char holder[64];
+  w2a_pool_acquire_fn cb;
+  w2a_pool_session_fn scb;
+  void *ud;
+  int rc;
+  w2a_err err;
+  w2a_lease_row rows[MAX_PER_REQUEST];
+  int n;
+  w2a_lease_none none;
+  w2a_lease *leases[MAX_PER_REQUEST];
+  int tok_rc[MAX_PER_REQUEST];
+  int pending;
+  int attempts;
+} acq;
+
+typedef struct tok_wait {
+  acq *a;
+  int i;
+} tok_wait;
+
+typedef struct rel_job {
+  job j;
+  char lease_id[37];
+  int64_t account_id;
+  int has_result;
+  w2a_lease_result r;
+  char reason[W2A_REASON_MAX];
+  char holder[64];
+  int n;
+  w2a_pool_done_fn cb;
+  void *ud;
+  w2a_pool *p;
+  int poll_quota;
+} rel_job;
+
+static void acq_work(job *j, w2a_store *s) {
+  acq *a = (acq *)j;
+  const w2a_config *c = a->p->cfg;
+  w2a_lease_req rq = {.count = a->count,
+                      .exclude = a->exclude,
+                      .nexclude = a->nexclude,
+                      .holder = a->holder[0] ? a->holder : NULL,
+                      .now_ms = w2a_now_ms(),
+                      .ttl_ms = (uint64_t)c->lease_ttl_ms,
+                      .selection = a->p->sel,
+                      .want_secrets = 1};
+  a->rc = w2a_store_lease_acquire(s, &rq, a->rows, &a->n, &a->none, &a->err);
+}
+
+static void rel_work(job *j, w2a_store *s) {
+  rel_job *r = (rel_job *)j;
+  w2a_err err;
+  int rc;
+  if (r->holder[0]) {
+    rc = w2a_store_release_holder(s, r->holder, w2a_now_ms(), &r->n, &err);
+  } else {
+    if (r->has_result) r->r.reason = r->reason;
+    rc = w2a_store_lease_release(s, r->lease_id, r->account_id, r->has_result ? &r->r : NULL,
+                                 w2a_now_ms(), &err);
+    if (rc == W2A_ENOTFOUND) rc = 0; /* reclaimed meanwhile: the result was still applied */
+  }
+  if (rc) W2A_ERROR("pool: release: %s", err.msg);
+  r->n = rc ? rc : r->n;
+}
+
+static void rel_done(job *j) {
+  rel_job *r = (rel_job *)j;
+  if (r->poll_quota && !r->p->closing) w2a_pool_poll_quota(r->p, r->account_id, NULL, NULL);
+  if (r->cb) r->cb(r->n, r->ud);
+  free(r);
+}
+
+static void release_row(w2a_pool *p, const char *lease_id, int64_t acct) {
+  rel_job *r = calloc(1, sizeof *r);
+  if (!r) abort();
+  r->p = p;
+  snprintf(r->lease_id, sizeof r->lease_id, "%s", lease_id);
+  r->account_id = acct;
+  r->j.work = rel_work;
+  r->j.done = rel_done;
+  submit(p, &r->j);
+}
+
+static void acq_start(acq *a);
+
+static void acq_free(acq *a) {
+  for (int i = 0; i < a->n; i++)
+    w2a_account_clear(&a->rows[i].acct);
+  for (int i = 0; i < MAX_PER_REQUEST; i++)
+    free(a->leases[i]);
+  free(a);
+}
+
+/* Every token is in (or failed): answer the caller. */
+static void acq_complete(acq *a) {
+  w2a_pool *p = a->p;
+  int ok = 0;
+  for (int i = 0; i < a->n; i++) {
+    if (a->tok_rc[i]) {
+      /* no usable token: give the account back and do not try it again */
+      release_row(p, a->rows[i].id, a->rows[i].account_id);
+      if (a->nexclude < 64) a->exclude[a->nexclude++] = a->rows[i].account_id;
+      free(a->leases[i]);
+      a->leases[i] = NULL;
+    } else {
+      a->leases[ok] = a->leases[i];
+      if (ok != i) a->leases[i] = NULL;
+      ok++;
+    }
+  }
+  if (!ok && a->n && a->attempts < 3 && !p->closing) {
+    for (int i = 0; i < a->n; i++)
+      w2a_account_clear(&a->rows[i].acct);
+    a->n = 0;
+    acq_start(a); /* try other accounts */
+    return;
+  }
+  w2a_pool_unavailable why;
+  memset(&why, 0, sizeof why);
+  if (!ok) {
+    why.empty = a->none.total == 0 && a->n == 0;
+    why.retry_at_ms = a->none.retry_at_ms;
+    snprintf(why.reason, sizeof why.reason, "%s",
+             a->n ? "no account has a usable token (refresh failing)" : a->none.reason);
+  }
+  if (a->scb) {
+    w2a_lease tmp[MAX_PER_REQUEST];
+    for (int i = 0; i < ok; i++)
+      tmp[i] = *a->leases[i];
+    a->scb(ok ? 0 : W2A_EAGAIN, tmp, ok, ok ? NULL : &why, a->ud);
+    memset(tmp, 0, sizeof tmp);
+  } else if (ok) {
+    w2a_lease *l = a->leases[0];
+    a->leases[0] = NULL;
+    a->cb(0, l, NULL, a->ud);
+  } else {
+    a->cb(W2A_EAGAIN, NULL, &why, a->ud);
+  }
+  acq_free(a);
+}
+
+static void acq_token(void *ud, int rc, w2a_refresh_status st, const char *token, uint64_t exp) {
+  (void)st;
+  tok_wait *t = ud;
+  acq *a = t->a;
+  int i = t->i;
+  free(t);
+  a->tok_rc[i] = rc;
+  if (!rc) {
+    snprintf(a->leases[i]->id_token, sizeof a->leases[i]->id_token, "%s", token);
+    a->leases[i]->id_token_exp_ms = exp;
+  }
+  if (--a->pending == 0) acq_complete(a);
+}
+
+static void acq_done(job *j) {
+  acq *a = (acq *)j;
+  w2a_pool *p = a->p;
+  a->attempts++;
+  if (a->rc) {
+    snprintf(a->none.reason, sizeof a->none.reason, "account store: %.200s", a->err.msg);
+    a->none.total = -1;
+  }
+  if (!a->n) {
+    if (a->none.total >= 0) {
+      p->counts.usable = 0; /* the cache said otherwise: correct it until the next tick */
+      p->counts.total = a->none.total;
+    }
+    a->n = 0;
+    acq_complete(a);
+    return;
+  }
+  uint64_t now = w2a_now_ms();
+  a->pending = a->n + 1; /* +1 keeps acq alive until every token request is out */
+  for (int i = 0; i < a->n; i++) {
+    w2a_lease_row *r = &a->rows[i];
+    w2a_lease *l = calloc(1, sizeof *l);
+    if (!l) abort();
+    a->leases[i] = l;
+    a->tok_rc[i] = 0;
+    memcpy(l->lease_id, r->id, sizeof l->lease_id);
+    l->account_id = r->account_id;
+    snprintf(l->email, sizeof l->email, "%s", r->acct.email);
+    l->expires_ms = r->expires_ms;
+    const char *tok = r->acct.id_token;
+    uint64_t exp = r->acct.id_token_exp_ms;
+    int fresh = tok && *tok && exp > now + (uint64_t)p->cfg->refresh_margin_ms &&
+                strlen(tok) < sizeof l->id_token && !is_stale(p, r->account_id);
+    if (fresh) {
+      snprintf(l->id_token, sizeof l->id_token, "%s", tok);
+      l->id_token_exp_ms = exp;
+      a->pending--;
+      continue;
+    }
+    tok_wait *t = malloc(sizeof *t);
+    if (!t) abort();
+    t->a = a;
+    t->i = i;
+    ensure_token(p, r->account_id, is_stale(p, r->account_id), acq_token, t);
+  }
+  if (--a->pending == 0) acq_complete(a);
+}
+
+static void acq_start(acq *a) {
+  a->j.work = acq_work;
+  a->j.done = acq_done;
+  submit(a->p, &a->j);
+}
+
+static acq *acq_new(w2a_pool *p, const int64_t *exclude, size_t nexclude, void *ud) {
+  acq *a = calloc(1, sizeof *a);
+  if (!a) abort();
+  a->p = p;
+  a->ud = ud;
+  a->count = 1;
+  for (size_t i = 0; i < nexclude && i < 64; i++)
+    a->exclude[a->nexclude++] = exclude[i];
+  return a;
+}
+
+void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude, w2a_pool_acquire_fn cb,
+                      void *ud) {
+  acq *a = acq_new(p, exclude, nexclude, ud);
+  a->cb = cb;
+  if (p->closing) {
+    snprintf(a->none.reason, sizeof a->none.reason, "the pool is shutting down");
+    a->none.total = -1;
+    acq_complete(a);
+    return;
+  }
+  acq_start(a);
+}
+
+void w2a_pool_allocate(w2a_pool *p, const char *session_id, w2a_pool_session_fn cb, void *ud) {
+  acq *a = acq_new(p, NULL, 0, ud);
+  a->scb = cb;
+  int n = (int)p->cfg->accounts_per_request;
+  a->count = n < 1 ? 1 : n > MAX_PER_REQUEST ? MAX_PER_REQUEST : n;
+  snprintf(a->holder, sizeof a->holder, "%s", session_id ? session_id : "");
+  if (p->closing) {
+    snprintf(a->none.reason, sizeof a->none.reason, "the pool is shutting down");
+    a->none.total = -1;
+    acq_complete(a);
+    return;
+  }
+  acq_start(a);
+}
+
+void w2a_pool_release_session(w2a_pool *p, const char *session_id, w2a_pool_done_fn cb, void *ud) {
+  rel_job *r = calloc(1, sizeof *r);
+  if (!r) abort();
+  r->p = p;
+  snprintf(r->holder, sizeof r->holder, "%s", session_id && *session_id ? session_id : "?");
+  r->cb = cb;
+  r->ud = ud;
+  r->j.work = rel_work;
+  r->j.done = rel_done;
+  submit(p, &r->j);
+}
+
+/* ---- report / extend / release --------------------------------------------------------- */
+
+w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o) {
+  const w2a_rule *ru = w2a_rules_match(&p->rules, o);
+  w2a_action act = ru ? ru->action : W2A_ACT_NONE;
+  rel_job *r = calloc(1, sizeof *r);
+  if (!r) abort();
+  r->p = p;
+  snprintf(r->lease_id, sizeof r->lease_id, "%s", lease->lease_id);
+  r->account_id = lease->account_id;
+  r->has_result = 1;
+  r->r.set_state = -1;
+  r->r.threshold = p->cfg->failure_threshold;
+  r->r.window_ms = (uint64_t)p->cfg->failure_window_ms;
+  r->r.cooldown_ms = (uint64_t)p->cfg->cooldown_ms;
+  uint64_t now = w2a_now_ms();
+  if (!ru) {
+    r->r.ok = 1;
+  } else {
+    const char *what = o->finish && *o->finish ? o->finish : "";
+    if (o->http_status)
+      snprintf(r->reason, sizeof r->reason, "HTTP %d%s%s: %.160s", o->http_status, *what ? " " : "",
+               what, o->body ? o->body : "");
+    else if (*what)
+      snprintf(r->reason, sizeof r->reason, "%s: %.160s", what, o->body ? o->body : "");
+    else
+      snprintf(r->reason, sizeof r->reason, "transport: %.160s", o->body ? o->body : "failure");
+    r->r.failure = ru->count_failure;
+    switch (act) {
+    case W2A_ACT_COOLDOWN:
+      r->r.set_state = W2A_ST_COOLING;
+      r->r.until_ms = now + (ru->cooldown_ms ? ru->cooldown_ms : (uint64_t)p->cfg->cooldown_ms);
+      r->r.failure = 0; /* the cool-down is the verdict; do not double count */
+      break;
+    case W2A_ACT_QUOTA:
+      /* until Warp's real reset: a quota poll right after this release sets it */
+      r->r.set_state = W2A_ST_QUOTA;
+      r->r.until_ms = now + QUOTA_FALLBACK_MS;
+      r->poll_quota = 1;
+      break;
+    case W2A_ACT_BLOCK: r->r.set_state = W2A_ST_BLOCKED; break;
+    case W2A_ACT_INVALID: r->r.set_state = W2A_ST_INVALID; break;
+    case W2A_ACT_RETRY_REFRESH:
+      /* the token is bad although not expired by its clock: the next lease of this
+       * account waits for a forced, single-flight refresh */
+      mark_stale(p, lease->account_id);
+      ensure_token(p, lease->account_id, 1, NULL, NULL);
+      break;
+    case W2A_ACT_FAIL_REQUEST: /* the request was bad, not the account */ r->has_result = 0; break;
+    default: break;
+    }
+    W2A_INFO("pool: %s: %s → %s", lease->email, r->reason, w2a_action_name(act));
+  }
+  r->j.work = rel_work;
+  r->j.done = rel_done;
+  submit(p, &r->j);
+  memset(lease->id_token, 0, sizeof lease->id_token);
+  free(lease);
+  return act;
+}
+
+typedef struct ext_job {
+  job j;
+  char lease_id[37];
+  uint64_t exp;
+} ext_job;
+
+static void ext_work(job *j, w2a_store *s) {
+  ext_job *e = (ext_job *)j;
+  w2a_err err;
+  int rc = w2a_store_lease_extend(s, e->lease_id, e->exp, &err);
+  if (rc) W2A_WARN("pool: extend: %s", err.msg);
+}
+static void ext_done(job *j) { free(j); }
+
+void w2a_pool_extend(w2a_pool *p, w2a_lease *lease) {
+  uint64_t exp = w2a_now_ms() + (uint64_t)p->cfg->lease_ttl_ms;
+  /* no need to write more often than every tenth of the TTL */
+  if (exp < lease->expires_ms + (uint64_t)p->cfg->lease_ttl_ms / 10) return;
+  ext_job *e = calloc(1, sizeof *e);
+  if (!e) abort();
+  memcpy(e->lease_id, lease->lease_id, sizeof e->lease_id);
+  e->exp = exp;
+  lease->expires_ms = exp;
+  e->j.work = ext_work;
+  e->j.done = ext_done;
+  submit(p, &e->j);
+}
+
+void w2a_pool_release(w2a_pool *p, w2a_lease *lease) {
+  release_row(p, lease->lease_id, lease->account_id);
+  memset(lease->id_token, 0, sizeof lease->id_token);
+  free(lease);
+}
+
+typedef struct lease_refresh {
+  w2a_lease *lease;
+  w2a_pool_done_fn cb;
+  void *ud;
+} lease_refresh;
+
+static void lease_refreshed(void *ud, int rc, w2a_refresh_status st, const char *token,
+                            uint64_t exp) {
+  (void)st;
+  lease_refresh *lr = ud;
+  if (!rc) {
+    snprintf(lr->lease->id_token, sizeof lr->lease->id_token, "%s", token);
+    lr->lease->id_token_exp_ms = exp;
+  }
+  lr->cb(rc, lr->ud);
+  free(lr);
+}
+
+void w2a_pool_refresh_lease(w2a_pool *p, w2a_lease *lease, w2a_pool_done_fn cb, void *ud) {
+  lease_refresh *lr = malloc(sizeof *lr);
+  if (!lr) {
+    cb(W2A_ENOMEM, ud);
+    return;
+  }
+  lr->lease = lease;
+  lr->cb = cb;
+  lr->ud = ud;
+  mark_stale(p, lease->account_id);
+  ensure_token(p, lease->account_id, 1, lease_refreshed, lr);
+}
+
+typedef struct acct_refresh {
+  w2a_pool *p;
+  int64_t id;
+  w2a_pool_refresh_fn cb;
+  void *ud;
+} acct_refresh;
+
+static void acct_refreshed(void *ud, int rc, w2a_refresh_status st, const char *token,
+                           uint64_t exp) {
+  acct_refresh *ar = ud;
+  (void)token;
+  (void)exp;
+  static const char *const what[] = {"refreshed", "skipped: token still fresh", "refresh failed",
+                                     "refresh token rejected"};
+  if (ar->cb) ar->cb(rc, st, what[st], ar->ud);
+  free(ar);
+}
+
+void w2a_pool_refresh_account(w2a_pool *p, int64_t account_id, int force, w2a_pool_refresh_fn cb,
+                              void *ud) {
+  acct_refresh *ar = malloc(sizeof *ar);
+  if (!ar) {
+    if (cb) cb(W2A_ENOMEM, W2A_REFRESH_FAILED, "out of memory", ud);
+    return;
+  }
+  ar->p = p;
+  ar->id = account_id;
+  ar->cb = cb;
+  ar->ud = ud;
+  ensure_token(p, account_id, force, acct_refreshed, ar);
+}
+
+/* ---- background -------------------------------------------------------------------------- */
+
+typedef struct bg_job {
+  job j;
+  w2a_pool *p;
+  int kind; /* 0 counts (+ reclaim/readmit when background), 1 refresh scan, 2 quota scan */
+  int maintain;
+  w2a_store_stats c;
+  int64_t ids[32];
+  size_t n;
+  int rc;
+} bg_job;
+
+static void bg_work(job *j, w2a_store *s) {
+  bg_job *b = (bg_job *)j;
+  w2a_err err;
+  uint64_t now = w2a_now_ms();
+  const w2a_config *c = b->p->cfg;
+  if (b->kind == 0) {
+    int n = 0;
+    if (b->maintain) {
+      if (!w2a_store_reclaim(s, now, &n, &err) && n)
+        W2A_INFO("pool: reclaimed %d expired lease(s)", n);
+      if (!w2a_store_readmit(s, now, &n, &err) && n)
+        W2A_INFO("pool: %d account(s) back after their quota reset", n);
+    }
+    b->rc = w2a_store_counts(s, now, &b->c, &err);
+  } else if (b->kind == 1) {
+    b->rc = w2a_store_due(s, W2A_DUE_REFRESH, now, (uint64_t)c->refresh_margin_ms, b->ids, 32,
+                          &b->n, &err);
+  } else {
+    uint64_t every = (uint64_t)c->quota_poll_ms;
+    every -= every / 10 ? w2a_random_u64() % (every / 10) : 0; /* jitter */
+    b->rc = w2a_store_due(s, W2A_DUE_QUOTA, now, every, b->ids, 8, &b->n, &err);
+  }
+}
+
+static void bg_done(job *j) {
+  bg_job *b = (bg_job *)j;
+  w2a_pool *p = b->p;
+  if (b->kind == 0) {
+    p->counts_busy = 0;
+    if (!b->rc) p->counts = b->c;
+  } else {
+    p->scan_busy = 0;
+    for (size_t i = 0; i < b->n && !b->rc && !p->closing; i++) {
+      if (b->kind == 1) {
+        if (!find_flight(p, b->ids[i])) ensure_token(p, b->ids[i], 0, NULL, NULL);
+      } else {
+        w2a_pool_poll_quota(p, b->ids[i], NULL, NULL);
+      }
+    }
+  }
+  free(b);
+}
+
+static void bg_submit(w2a_pool *p, int kind) {
+  bg_job *b = calloc(1, sizeof *b);
+  if (!b) return;
+  b->p = p;
+  b->kind = kind;
+  b->maintain = p->background;
+  b->j.work = bg_work;
+  b->j.done = bg_done;
+  if (kind == 0)
+    p->counts_busy = 1;
+  else
+    p->scan_busy = 1;
+  submit(p, &b->j);
+}
+
+static uint64_t jitter(uint64_t ms) { return ms + w2a_random_u64() % (ms / 5 + 1); }
+
+static void on_tick(uv_timer_t *t) {
+  w2a_pool *p = t->data;
+  uint64_t now = w2a_now_ms();
+  if (p->closing) return;
+  /* flights waiting for the limiter or for a peer process's refresh */
+  for (flight *f = p->flights; f; f = f->next) {
+    if (!f->queued || now < f->not_before) continue;
+    f->claim = 0;
+    flight_step(f); /* limiter (if not taken yet), then the claim again */
+  }
+  if (!p->counts_busy && now >= p->counts_at) {
+    p->counts_at = now + 2000;
+    bg_submit(p, 0);
+  }
+  if (p->background && !p->scan_busy) {
+    if (now >= p->next_refresh_scan) {
+      p->next_refresh_scan = now + jitter(30000);
+      bg_submit(p, 1);
+    } else if (now >= p->next_quota_scan) {
+      uint64_t every = (uint64_t)p->cfg->quota_poll_ms / 30;
+      p->next_quota_scan = now + jitter(every < 10000 ? 10000 : every);
+      bg_submit(p, 2);
+    }
+  }
+}
+
+/* ---- open / close ---------------------------------------------------------------------- */
+
+int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_http_client *http,
+                  int background, w2a_err *err) {
+  *out = NULL;
+  w2a_pool *p = calloc(1, sizeof *p);
+  if (!p) return w2a_errf(err, W2A_ENOMEM, "pool: out of memory");
+  p->loop = loop;
+  p->cfg = cfg;
+  p->http = http;
+  p->background = background;
+  int sel = w2a_selection_parse(cfg->selection);
+  p->sel = sel < 0 ? W2A_SEL_LRU : (w2a_selection)sel;
+  p->bucket = 1;
+  p->bucket_at = w2a_mono_us() / 1000u;
+  int rc = w2a_rules_load(&p->rules, cfg->error_rules_file, err);
+  if (rc) goto fail;
+  w2a_store_opts so = {.path = cfg->database_path, .encryption_key = cfg->encryption_key};
+  if ((rc = w2a_store_open(&p->store, &so, err))) goto fail;
+  if (uv_mutex_init(&p->mu) || uv_cond_init(&p->cv)) abort();
+  uv_async_init(loop, &p->async, on_async);
+  p->async.data = p;
+  uv_timer_init(loop, &p->tick);
+  p->tick.data = p;
+  p->handles_open = 2;
+  if (uv_thread_create(&p->thread, worker_main, p)) abort();
+  uv_timer_start(&p->tick, on_tick, 0, 100);
+  /* counts right away, so /readyz is right from the first request */
+  p->counts_at = w2a_now_ms() + 2000;
+  bg_submit(p, 0);
+  p->next_refresh_scan = w2a_now_ms() + jitter(5000);
+  p->next_quota_scan = w2a_now_ms() + jitter(10000);
+  *out = p;
+  return 0;
+fail:
+  w2a_rules_free(&p->rules);
+  free(p);
+  return rc;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  w2a_pool *p = h->data;
+  if (--p->handles_open) return;
+  void (*done)(void *) = p->close_done;
+  void *ud = p->close_ud;
+  w2a_store_close(p->store);
+  w2a_rules_free(&p->rules);
+  uv_mutex_destroy(&p->mu);
+  uv_cond_destroy(&p->cv);
+  free(p->stale);
+  free(p);
+  if (done) done(ud);
+}
+
+static void maybe_finish_close(w2a_pool *p) {
+  if (p->closing != 1) return;
+  /* queued flights will not be stepped again: finish them as failures */
+  for (flight *f = p->flights, *next; f; f = next) {
+    next = f->next;
+    if (f->queued) flight_finish(f, W2A_ESTATE, NULL, 0);
+  }
+  if (p->jobs_inflight || p->http_inflight || p->flights) return;
+  p->closing = 2;
+  uv_mutex_lock(&p->mu);
+  p->stop_worker = 1;
+  uv_cond_signal(&p->cv);
+  uv_mutex_unlock(&p->mu);
+  uv_thread_join(&p->thread);
+  uv_close((uv_handle_t *)&p->async, on_handle_closed);
+  uv_close((uv_handle_t *)&p->tick, on_handle_closed);
+}
+
+void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud) {
+  if (!p) {
+    if (done) done(ud);
+    return;
+  }
+  p->closing = 1;
+  p->close_done = done;
+  p->close_ud = ud;
+  maybe_finish_close(p);
+  /* otherwise on_async / HTTP completions call it again */
+}
