@@ -1032,6 +1032,130 @@ out:
   return rc;
 }
 
+/* ---- sample instances ---------------------------------------------------------------- */
+
+#define SAMPLE_DEPTH 4
+
+static void sample_msg(emitter *e, const ProtobufCMessageDescriptor *d,
+                       const ProtobufCMessageDescriptor **stack, size_t depth);
+
+static void sample_value(emitter *e, const ProtobufCFieldDescriptor *f, unsigned k,
+                         const ProtobufCMessageDescriptor **stack, size_t depth) {
+  char tmp[96];
+  int n;
+  switch (f->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32: put_i64(e, -(int64_t)(f->id * 1000 + 7 + k), 0); break;
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32: put_u64(e, UINT32_MAX - f->id - k, 0); break;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64: put_i64(e, -9007199254740993LL - f->id - k, 1); break;
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: put_u64(e, UINT64_MAX - f->id - k, 1); break;
+  case PROTOBUF_C_TYPE_FLOAT: put_double(e, (float)(f->id + k + 0.25), 1); break;
+  case PROTOBUF_C_TYPE_DOUBLE: put_double(e, f->id + k + 0.1, 0); break;
+  case PROTOBUF_C_TYPE_BOOL: PUTS(e, "true"); break;
+  case PROTOBUF_C_TYPE_ENUM: {
+    const ProtobufCEnumDescriptor *ed = f->descriptor;
+    if (ed == &google__protobuf__null_value__descriptor)
+      PUTS(e, "null");
+    else if (k == 2)
+      put_i64(e, 99, 0); /* a value the enum does not define */
+    else
+      put_enum(e, ed, ed->values[(ed->n_values - 1 - k) % ed->n_values].value);
+    break;
+  }
+  case PROTOBUF_C_TYPE_STRING:
+    n = snprintf(tmp, sizeof tmp, "%s %u ü✓", f->name, k);
+    put_str(e, tmp, (size_t)n);
+    break;
+  case PROTOBUF_C_TYPE_BYTES: {
+    uint8_t raw[3] = {0x00, 0xff, (uint8_t)(f->id + k)};
+    put_b64(e, raw, sizeof raw);
+    break;
+  }
+  case PROTOBUF_C_TYPE_MESSAGE: sample_msg(e, f->descriptor, stack, depth); break;
+  }
+}
+
+static int sample_skip(const ProtobufCFieldDescriptor *f, const ProtobufCMessageDescriptor **stack,
+                       size_t depth) {
+  if (f->type != PROTOBUF_C_TYPE_MESSAGE) return 0;
+  if (depth >= SAMPLE_DEPTH) return 1;
+  for (size_t i = 0; i < depth; i++)
+    if (stack[i] == f->descriptor) return 1;
+  return 0;
+}
+
+static void sample_msg(emitter *e, const ProtobufCMessageDescriptor *d,
+                       const ProtobufCMessageDescriptor **stack, size_t depth) {
+  /* Map keys in sorted order: protoc's text format prints maps sorted, and the protoc
+   * agreement test round-trips through that text. */
+  if (d == &google__protobuf__struct__descriptor)
+    return (void)PUTS(e, "{\"b\":true,\"l\":[1,\"two\",[],{}],\"n\":-1.5,\"o\":{\"k\":{}},"
+                         "\"s\":\"x\",\"z\":null}");
+  if (d == &google__protobuf__value__descriptor) return (void)PUTS(e, "{\"v\":[0.5,null]}");
+  if (d == &google__protobuf__list_value__descriptor)
+    return (void)PUTS(e, "[1,\"two\",{\"x\":false}]");
+  if (d == &google__protobuf__timestamp__descriptor)
+    return (void)PUTS(e, "\"2026-01-14T08:15:00.123Z\"");
+  if (d == &google__protobuf__field_mask__descriptor)
+    return (void)PUTS(e, "\"agentOutput.text,id\"");
+  stack[depth] = d;
+  int first = 1;
+  unsigned taken_oneof[64];
+  size_t n_taken = 0;
+  open_(e, '{');
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (sample_skip(f, stack, depth + 1)) continue;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      size_t j = 0;
+      while (j < n_taken && taken_oneof[j] != f->quantifier_offset)
+        j++;
+      if (j < n_taken || n_taken == 64) continue;
+      taken_oneof[n_taken++] = f->quantifier_offset;
+    }
+    item(e, &first);
+    key(e, f->name);
+    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+      sample_value(e, f, 0, stack, depth + 1);
+    } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && w2a_pb_is_map_entry(f->descriptor)) {
+      const ProtobufCFieldDescriptor *vf =
+          &((const ProtobufCMessageDescriptor *)f->descriptor)->fields[1];
+      PUTS(e, "{\"k1\":");
+      if (sample_skip(vf, stack, depth + 1))
+        PUTS(e, "{}");
+      else
+        sample_value(e, vf, 0, stack, depth + 1);
+      putc_(e, '}');
+    } else {
+      int f2 = 1;
+      unsigned cnt = f->type == PROTOBUF_C_TYPE_MESSAGE ? 1
+                     : f->type == PROTOBUF_C_TYPE_ENUM  ? 3
+                                                        : 2;
+      open_(e, '[');
+      for (unsigned k = 0; k < cnt; k++) {
+        item(e, &f2);
+        sample_value(e, f, k, stack, depth + 1);
+      }
+      close_(e, ']', f2);
+    }
+  }
+  close_(e, '}', first);
+}
+
+int w2a_pbjson_sample(const ProtobufCMessageDescriptor *d, w2a_buf *out, w2a_err *err) {
+  w2a_pbjson_opts o;
+  opts_resolve(NULL, &o);
+  const ProtobufCMessageDescriptor *stack[SAMPLE_DEPTH + 2];
+  emitter e = {.b = out, .o = &o, .err = err};
+  sample_msg(&e, d, stack, 0);
+  return e.rc;
+}
+
 size_t w2a_pb_count_unknown(const ProtobufCMessage *m) {
   if (!m) return 0;
   const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -1496,7 +1620,8 @@ static int j_double(jctx *c, const jv *v, int is_float, double *out) {
   double d = strtod(tmp, &endp);
   if (*endp || endp == tmp || isspace((unsigned char)tmp[0]))
     return jfail(c, W2A_EINVAL, "\"%.40s\" is not a valid %s", tmp, tn);
-  if (isinf(d) || (is_float && (d > FLT_MAX || d < -FLT_MAX)))
+  /* A float is in range when it rounds to a finite float (3.40282347e+38 prints FLT_MAX). */
+  if (isinf(d) || (is_float && isinf((float)d)))
     return jfail(c, W2A_EINVAL, "%.40s out of range for %s", tmp, tn);
   *out = d;
   return 0;

@@ -87,6 +87,13 @@ int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
 ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                                     size_t len, w2a_err *err);
 
+/* A JSON instance of d with every field holding a distinctive non-default value: the
+ * first member of each oneof, two elements per repeated field, one map entry, nested
+ * messages down to depth 4 (a type already being filled is left out, so recursive
+ * schemas end). A template for writing input by hand (`proto sample`), and the per-type
+ * cases of the protoc agreement test. */
+int w2a_pbjson_sample(const ProtobufCMessageDescriptor *d, w2a_buf *out, w2a_err *err);
+
 /* Number of unknown fields in m and every message below it. */
 size_t w2a_pb_count_unknown(const ProtobufCMessage *m);
 
