@@ -269,8 +269,11 @@ static size_t header_cb(char *p, size_t size, size_t n, void *ud) {
   w2a_http_call *c = ud;
   size_t len = size * n;
   if (c->cancelled || c->fail_msg) return 0;
-  c->got_any = 1;
   c->last = uv_now(c->cli->loop);
+  if (!c->got_any) {
+    c->got_any = 1;
+    call_arm(c); /* the idle deadline may now come before the armed one */
+  }
   if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) {
     fire_status(c); /* end of a head; 1xx heads are skipped inside */
     if (c->cancelled) return 0;
@@ -288,8 +291,12 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud) {
   if (skip == len) return len;
   fire_status(c);
   if (c->cancelled) return 0;
-  c->got_any = c->got_body = 1;
   c->last = uv_now(c->cli->loop);
+  c->got_body = 1;
+  if (!c->got_any) {
+    c->got_any = 1;
+    call_arm(c);
+  }
   int r = c->cbs.on_data ? c->cbs.on_data(c, p + skip, len - skip, c->ud) : W2A_HTTP_CONTINUE;
   if (c->cancelled) return 0;
   if (r == W2A_HTTP_PAUSE || c->paused) {
