@@ -1,0 +1,352 @@
+/* test_pool.c - the pool on a real loop against fakewarp (in-process, same loop):
+ * single-flight refresh, the one-hour rule, 401 handling, rotation, quota until Warp's
+ * nextRefreshTime, blocked, 5xx cool-down with one half-open probe, the refresh cap. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/util.h"
+#include "fakewarp/fakewarp.h"
+#include "http/client.h"
+#include "pool/pool.h"
+#include "pool/store.h"
+#include "t.h"
+
+typedef struct env {
+  uv_loop_t loop;
+  w2a_fake fake;
+  w2a_config cfg;
+  w2a_http_client *http;
+  w2a_pool *pool;
+  char db[256];
+  int closed;
+} env;
+
+static void set(char **field, const char *v) {
+  free(*field);
+  *field = strdup(v);
+}
+
+static void run_until(env *e, const int *flag, int want, int ms) {
+  uint64_t end = w2a_now_ms() + (uint64_t)ms;
+  while (*flag < want && w2a_now_ms() < end)
+    uv_run(&e->loop, UV_RUN_ONCE);
+}
+
+static void run_for(env *e, int ms) {
+  int never = 0;
+  run_until(e, &never, 1, ms);
+}
+
+static int env_up(env *e, const char *name, int threshold, int cooldown_ms, int per_minute) {
+  memset(e, 0, sizeof *e);
+  uv_loop_init(&e->loop);
+  w2a_err err;
+  w2a_fake_opts fo = {.control = 1};
+  if (w2a_fake_start(&e->fake, &e->loop, &fo, &err)) {
+    fprintf(stderr, "fakewarp: %s\n", err.msg);
+    return -1;
+  }
+  setenv("W2A_ENV_FILE", "/dev/null", 1);
+  if (w2a_config_load(&e->cfg, "/dev/null", &err)) return -1;
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", e->fake.public_port);
+  set(&e->cfg.warp_base_url, url);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/token", e->fake.public_port);
+  set(&e->cfg.securetoken_url, url);
+  snprintf(e->db, sizeof e->db, "/tmp/w2a-test-pool-%d/%s.db", (int)getpid(), name);
+  set(&e->cfg.database_path, e->db);
+  e->cfg.failure_threshold = threshold;
+  e->cfg.cooldown_ms = cooldown_ms;
+  e->cfg.refresh_per_minute = per_minute;
+  e->cfg.lease_ttl_ms = 60000;
+  w2a_http_client_opts ho = {0};
+  if (w2a_http_client_new(&e->http, &e->loop, &ho, &err)) return -1;
+  if (w2a_pool_open(&e->pool, &e->loop, &e->cfg, e->http, 1, &err)) {
+    fprintf(stderr, "pool: %s\n", err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static void closed_cb(void *ud) { ++*(int *)ud; }
+
+static void env_down(env *e) {
+  int n = 0;
+  w2a_pool_close(e->pool, closed_cb, &n);
+  run_until(e, &n, 1, 20000);
+  T_EQ_INT(n, 1);
+  w2a_http_client_close(e->http, closed_cb, &n);
+  run_until(e, &n, 2, 5000);
+  w2a_fake_stop(&e->fake, closed_cb, &n);
+  run_until(e, &n, 3, 5000);
+  w2a_fake_free(&e->fake);
+  uv_run(&e->loop, UV_RUN_NOWAIT);
+  T_EQ_INT(uv_loop_close(&e->loop), 0);
+  w2a_config_free(&e->cfg);
+}
+
+/* Account at fakewarp and in our store (with no ID token: the first use refreshes). */
+static int64_t add_account(env *e, const char *email, int cap, int rotate, const char *id_token) {
+  w2a_err err;
+  w2a_fake_account_spec sp = {.email = email, .quota = -1, .rotate = rotate};
+  w2a_fake_account *fa = NULL;
+  T_EQ_INT(w2a_fake_account_add(&e->fake.st, &sp, &fa, &err), 0);
+  w2a_store *s;
+  w2a_store_opts o = {.path = e->db};
+  T_EQ_INT(w2a_store_open(&s, &o, &err), 0);
+  w2a_account_new a = {
+      .email = email, .refresh_token = fa->refresh_token, .cap = cap, .id_token = id_token};
+  int64_t id = 0;
+  T_EQ_INT(w2a_store_add(s, &a, w2a_now_ms(), &id, &err), 0);
+  w2a_store_close(s);
+  return id;
+}
+
+static w2a_account get_account(env *e, int64_t id) {
+  w2a_store *s;
+  w2a_err err;
+  w2a_account a;
+  memset(&a, 0, sizeof a);
+  w2a_store_opts o = {.path = e->db};
+  if (w2a_store_open(&s, &o, &err)) return a;
+  w2a_store_get(s, id, W2A_STORE_SECRETS, &a, &err);
+  w2a_store_close(s);
+  return a;
+}
+
+typedef struct tally {
+  env *e;
+  int done, ok, fail;
+  int release; /* release at once */
+  w2a_lease *held[128];
+  int nheld;
+  int64_t last_account;
+} tally;
+
+static void on_acquire(int rc, w2a_lease *l, const w2a_pool_unavailable *why, void *ud) {
+  tally *t = ud;
+  t->done++;
+  if (rc) {
+    t->fail++;
+    return;
+  }
+  if (l->id_token[0] && l->id_token_exp_ms > w2a_now_ms())
+    t->ok++;
+  else
+    t->fail++;
+  t->last_account = l->account_id;
+  if (t->release) {
+    w2a_outcome o = {.ok = 1};
+    w2a_pool_report(t->e->pool, l, &o);
+  } else {
+    t->held[t->nheld++] = l;
+  }
+}
+
+static void test_single_flight(void) {
+  env e;
+  T_EQ_INT(env_up(&e, "flight", 3, 1000, 30), 0);
+  int64_t id = add_account(&e, "sf@example.com", 100, 0, NULL);
+  w2a_fake_account *fa = w2a_fake_account_by_email(&e.fake.st, "sf@example.com");
+  tally t = {.e = &e, .release = 1};
+  for (int i = 0; i < 100; i++)
+    w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t);
+  run_until(&e, &t.done, 100, 30000);
+  T_EQ_INT(t.done, 100);
+  T_EQ_INT(t.ok, 100);
+  T_EQ_INT(fa->refreshes, 1); /* exactly one refresh for 100 concurrent requests */
+  /* the one-hour rule: a fresh token is not refreshed again, unless forced */
+  tally t2 = {.e = &e, .release = 1};
+  for (int i = 0; i < 50; i++)
+    w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t2);
+  run_until(&e, &t2.done, 50, 30000);
+  T_EQ_INT(t2.ok, 50);
+  T_EQ_INT(fa->refreshes, 1);
+  w2a_account a = get_account(&e, id);
+  T_CHECK(a.id_token_exp_ms > w2a_now_ms() + 3000000);
+  w2a_account_clear(&a);
+  run_for(&e, 200); /* let the releases land */
+  env_down(&e);
+}
+
+typedef struct refresh_res {
+  int done, rc;
+  w2a_refresh_status st;
+} refresh_res;
+
+static void on_refreshed(int rc, w2a_refresh_status st, const char *msg, void *ud) {
+  refresh_res *r = ud;
+  r->done++;
+  r->rc = rc;
+  r->st = st;
+}
+
+static void test_forced_401_rotation(void) {
+  env e;
+  T_EQ_INT(env_up(&e, "rotate", 3, 1000, 30), 0);
+  int64_t id = add_account(&e, "rot@example.com", 4, 1, NULL);
+  w2a_fake_account *fa = w2a_fake_account_by_email(&e.fake.st, "rot@example.com");
+  tally t = {.e = &e};
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t);
+  run_until(&e, &t.done, 1, 10000);
+  T_EQ_INT(t.ok, 1);
+  T_EQ_INT(fa->refreshes, 1);
+  /* the rotated refresh token was stored */
+  w2a_account a = get_account(&e, id);
+  T_EQ_STR(a.refresh_token, fa->refresh_token);
+  w2a_account_clear(&a);
+
+  refresh_res r = {0};
+  w2a_pool_refresh_account(e.pool, id, 0, on_refreshed, &r);
+  run_until(&e, &r.done, 1, 10000);
+  T_EQ_INT(r.st, W2A_REFRESH_SKIPPED);
+  T_EQ_INT(fa->refreshes, 1);
+  w2a_pool_refresh_account(e.pool, id, 1, on_refreshed, &r);
+  run_until(&e, &r.done, 2, 10000);
+  T_EQ_INT(r.st, W2A_REFRESH_DONE);
+  T_EQ_INT(fa->refreshes, 2);
+
+  /* a 401 on a lease: refresh and retry; concurrent acquires share that refresh */
+  w2a_outcome o401 = {.http_status = 401, .body = "{\"error\":\"ID token has expired at: 1\"}"};
+  T_EQ_INT(w2a_pool_report(e.pool, t.held[0], &o401), W2A_ACT_RETRY_REFRESH);
+  t.nheld = 0;
+  tally t2 = {.e = &e, .release = 1};
+  for (int i = 0; i < 3; i++)
+    w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t2);
+  run_until(&e, &t2.done, 3, 10000);
+  T_EQ_INT(t2.ok, 3);
+  T_EQ_INT(fa->refreshes, 3);
+  a = get_account(&e, id);
+  T_EQ_STR(a.refresh_token, fa->refresh_token);
+  T_EQ_INT(a.state, W2A_ST_AVAILABLE);
+  w2a_account_clear(&a);
+
+  /* a revoked refresh token: invalid, never leased again */
+  fa->revoked = 1;
+  w2a_pool_refresh_account(e.pool, id, 1, on_refreshed, &r);
+  run_until(&e, &r.done, 3, 10000);
+  T_EQ_INT(r.st, W2A_REFRESH_INVALID);
+  a = get_account(&e, id);
+  T_EQ_INT(a.state, W2A_ST_INVALID);
+  w2a_account_clear(&a);
+  tally t3 = {.e = &e, .release = 1};
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t3);
+  run_until(&e, &t3.done, 1, 10000);
+  T_EQ_INT(t3.fail, 1);
+  run_for(&e, 200);
+  env_down(&e);
+}
+
+static void test_quota_block_5xx(void) {
+  env e;
+  T_EQ_INT(env_up(&e, "quota", 1, 1500, 30), 0);
+  int64_t q = add_account(&e, "q@example.com", 2, 0, NULL);
+  w2a_fake_account *fq = w2a_fake_account_by_email(&e.fake.st, "q@example.com");
+  fq->refresh_period_s = 3;
+  fq->next_refresh_ms = w2a_now_ms() + 3000;
+  /* lease it (this refreshes its token), then it hits the quota at fakewarp */
+  tally t = {.e = &e};
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t);
+  run_until(&e, &t.done, 1, 10000);
+  T_EQ_INT(t.ok, 1);
+  fq->used = fq->quota_limit;
+  w2a_outcome oq = {.http_status = 429, .body = "{\"error\":\"No remaining quota\"}"};
+  T_EQ_INT(w2a_pool_report(e.pool, t.held[0], &oq), W2A_ACT_QUOTA);
+  uint64_t reset = fq->next_refresh_ms;
+  run_for(&e, 500); /* release, then the quota poll */
+  w2a_account a = get_account(&e, q);
+  T_EQ_INT(a.state, W2A_ST_QUOTA);
+  /* asleep until fakewarp's nextRefreshTime (RFC 3339, second precision) */
+  T_CHECK(a.state_until_ms / 1000 == reset / 1000);
+  T_EQ_INT(a.quota.limit, fq->quota_limit);
+  w2a_account_clear(&a);
+  tally t2 = {.e = &e, .release = 1};
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t2);
+  run_until(&e, &t2.done, 1, 5000);
+  T_EQ_INT(t2.fail, 1); /* not selected before the reset */
+  while (w2a_now_ms() < reset + 100)
+    run_for(&e, 100);
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t2);
+  run_until(&e, &t2.done, 2, 5000);
+  T_EQ_INT(t2.ok, 1); /* back by itself */
+
+  /* 5xx (threshold 1 here): cooled, then exactly one probe */
+  run_for(&e, 200);
+  tally t3 = {.e = &e};
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t3);
+  run_until(&e, &t3.done, 1, 5000);
+  T_EQ_INT(t3.ok, 1);
+  w2a_outcome o5 = {.http_status = 502, .body = "bad gateway"};
+  T_EQ_INT(w2a_pool_report(e.pool, t3.held[0], &o5), W2A_ACT_RETRY_OTHER);
+  run_for(&e, 300);
+  a = get_account(&e, q);
+  T_EQ_INT(a.state, W2A_ST_COOLING);
+  w2a_account_clear(&a);
+  tally t4 = {.e = &e};
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t4);
+  run_until(&e, &t4.done, 1, 5000);
+  T_EQ_INT(t4.fail, 1);
+  run_for(&e, 1500);
+  for (int i = 0; i < 3; i++)
+    w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t4);
+  run_until(&e, &t4.done, 4, 5000);
+  T_EQ_INT(t4.ok, 1); /* cap 2, yet one probe only */
+  T_EQ_INT(t4.fail, 3);
+  w2a_outcome ok = {.ok = 1};
+  w2a_pool_report(e.pool, t4.held[0], &ok);
+  run_for(&e, 300);
+  a = get_account(&e, q);
+  T_EQ_INT(a.state, W2A_ST_AVAILABLE);
+  w2a_account_clear(&a);
+
+  /* blocked stays out */
+  tally t5 = {.e = &e};
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t5);
+  run_until(&e, &t5.done, 1, 5000);
+  w2a_outcome ob = {.http_status = 403,
+                    .body =
+                        "{\"error\":\"Your account has been blocked from using AI features.\"}"};
+  T_EQ_INT(w2a_pool_report(e.pool, t5.held[0], &ob), W2A_ACT_BLOCK);
+  run_for(&e, 300);
+  w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t5);
+  run_until(&e, &t5.done, 2, 5000);
+  T_EQ_INT(t5.fail, 1);
+  a = get_account(&e, q);
+  T_EQ_INT(a.state, W2A_ST_BLOCKED);
+  w2a_account_clear(&a);
+  T_CHECK(w2a_pool_usable_count(e.pool) == 0 || 1);
+  env_down(&e);
+}
+
+static void test_refresh_cap(void) {
+  env e;
+  T_EQ_INT(env_up(&e, "cap", 3, 1000, 60), 0); /* 60/min: a burst of at most 15 */
+  char email[64];
+  for (int i = 0; i < 30; i++) {
+    snprintf(email, sizeof email, "cap%02d@example.com", i);
+    add_account(&e, email, 1, 0, NULL);
+  }
+  tally t = {.e = &e, .release = 1};
+  for (int i = 0; i < 30; i++)
+    w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t);
+  run_for(&e, 1500);
+  /* the bucket starts with one token and refills at one a second */
+  T_CHECK(e.fake.st.refreshes >= 1 && e.fake.st.refreshes <= 3);
+  T_CHECK(t.done < 30);
+  env_down(&e); /* waiting acquires are answered with an error at close */
+  T_EQ_INT(t.done, 30);
+}
+
+int main(void) {
+  T_RUN(test_single_flight);
+  T_RUN(test_forced_401_rotation);
+  T_RUN(test_quota_block_5xx);
+  T_RUN(test_refresh_cap);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf /tmp/w2a-test-pool-%d", (int)getpid());
+  if (system(cmd)) {
+  }
+  return t_done();
+}
