@@ -48,8 +48,9 @@ eq "text chunks=4 size=10: 200" 200 "$(ask '[[fw:text chunks=4 size=10]] go')"
 eq "text chunks=4 size=10: 4 text events (1 add + 3 appends)" "1 3" \
   "$(jq -r 'select(.text and (.text|length>0))|.action' "$TMP/r.ev" | sort | uniq -c | awk '{print $1}' | paste -sd' ')"
 eq "text chunks=4 size=10: the first 40 bytes of the filler" "${FILLER:0:40}" "$(sse text "$TMP/r.sse")"
-t=$( { /usr/bin/time -f %e curl -sS -o /dev/null -XPOST "$BASE/ai/multi-agent" -H "authorization: Bearer $TOK" \
-  --data-binary @<(query_req /dev/stdout '[[fw:text chunks=6 size=4 pace_ms=100]] slow') ; } 2>&1)
+query_req "$TMP/pace.bin" '[[fw:text chunks=6 size=4 pace_ms=100]] slow'
+t=$(curl -sS -o /dev/null -w '%{time_total}' -XPOST "$BASE/ai/multi-agent" -H "authorization: Bearer $TOK" \
+  --data-binary @"$TMP/pace.bin")
 check "pace_ms=100 over 6 chunks takes >= 0.6 s ($t s)" awk -v t="$t" 'BEGIN{exit !(t >= 0.6 && t < 5)}'
 
 # ---- tools -----------------------------------------------------------------------------
