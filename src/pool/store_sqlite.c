@@ -474,36 +474,50 @@ static int unhex(const char *in, unsigned char *out, size_t n) {
 
 static const char key_check_plain[] = "warp2api key check";
 
-/* Derive the key, check it against the stored check value, and on first use seal every
- * token stored in clear (one transaction). */
+/* Derive the key and check it against the stored check value. */
+static int verify_key(sq *s, const char *pass, const char *saltx, const char *check, w2a_err *err) {
+  unsigned char salt[W2A_SECRET_SALT_LEN];
+  if (unhex(saltx, salt, sizeof salt))
+    return w2a_errf(err, W2A_EINVAL, "store: bad kdf_salt in meta");
+  if (w2a_secret_derive(pass, salt, sizeof salt, s->key))
+    return w2a_errf(err, W2A_EIO, "store: key derivation failed");
+  char *plain = NULL;
+  int rc = w2a_secret_open(s->key, check, &plain);
+  int ok = !rc && !strcmp(plain, key_check_plain);
+  w2a_secret_free(plain);
+  if (!ok)
+    return w2a_errf(err, W2A_EAUTH,
+                    "store: POOL_ENCRYPTION_KEY does not match the key this database uses");
+  s->has_key = 1;
+  return 0;
+}
+
+/* Set up the key: verify it, or on its first use create the salt and check value and
+ * seal every token stored in clear. Read and decided inside one write transaction, so
+ * two connections opening together cannot both create a salt. */
 static int setup_key(sq *s, const char *pass, w2a_err *err) {
   char saltx[2 * W2A_SECRET_SALT_LEN + 1], check[512];
-  unsigned char salt[W2A_SECRET_SALT_LEN];
-  int have_salt = !meta_get(s, "kdf_salt", saltx, sizeof saltx);
-  int have_check = !meta_get(s, "key_check", check, sizeof check);
-  if (!pass || !*pass) {
-    s->sealed_no_key = have_check;
-    return 0;
+  if (s->readonly || !pass || !*pass) {
+    int have_salt = !meta_get(s, "kdf_salt", saltx, sizeof saltx);
+    int have_check = !meta_get(s, "key_check", check, sizeof check);
+    if (!pass || !*pass) {
+      s->sealed_no_key = have_check;
+      return 0;
+    }
+    if (!have_salt || !have_check)
+      return w2a_errf(err, W2A_ESTATE, "store: key not set up (open read-write once)");
+    return verify_key(s, pass, saltx, check, err);
   }
-  if (have_salt && !unhex(saltx, salt, sizeof salt) && have_check) {
-    if (w2a_secret_derive(pass, salt, sizeof salt, s->key))
-      return w2a_errf(err, W2A_EIO, "store: key derivation failed");
-    char *plain = NULL;
-    int rc = w2a_secret_open(s->key, check, &plain);
-    int ok = !rc && !strcmp(plain, key_check_plain);
-    w2a_secret_free(plain);
-    if (!ok)
-      return w2a_errf(err, W2A_EAUTH,
-                      "store: POOL_ENCRYPTION_KEY does not match the key this database uses");
-    s->has_key = 1;
-    return 0;
-  }
-  if (s->readonly) return w2a_errf(err, W2A_ESTATE, "store: key not set up (open read-write once)");
-  /* First use of a key: salt, check value, and seal existing clear tokens. */
   int rc = tx_begin(s, 1, err);
   if (rc) return rc;
   sqlite3_stmt *sel = NULL, *upd = NULL;
   char *chk = NULL;
+  unsigned char salt[W2A_SECRET_SALT_LEN];
+  if (!meta_get(s, "kdf_salt", saltx, sizeof saltx) &&
+      !meta_get(s, "key_check", check, sizeof check)) {
+    rc = verify_key(s, pass, saltx, check, err);
+    goto out;
+  }
   w2a_random(salt, sizeof salt);
   hex(salt, sizeof salt, saltx);
   if (w2a_secret_derive(pass, salt, sizeof salt, s->key)) {
