@@ -257,6 +257,14 @@ static int retryable(const w2a_gw_up_result *r, w2a_action act) {
   }
 }
 
+/* Failures that say something about the account (quota, token, ban), as opposed to the
+ * request or Warp itself. */
+static int account_problem(const w2a_gw_up_result *r) {
+  if (r->kind == W2A_UP_HTTP)
+    return r->http_status == 429 || r->http_status == 401 || r->http_status == 403;
+  return r->kind == W2A_UP_FINISH_ERROR && r->finish == W2A_GW_FIN_QUOTA;
+}
+
 static void attempt_failed(w2a_gw_chatreq *ch, const w2a_gw_up_result *r) {
   w2a_outcome o = {0};
   w2a_action act = W2A_ACT_NONE;
@@ -412,7 +420,14 @@ static void on_acquired(int rc, w2a_lease *lease, const w2a_pool_unavailable *wh
       error_from_result(&ch->last, &le);
       snprintf(last, sizeof last, "; last upstream error: %s", le.message);
     }
-    if (why && why->empty && !ch->have_last) {
+    if (ch->have_last && !account_problem(&ch->last)) {
+      /* Every account was tried and the failure was not about accounts: say what it was. */
+      char msg[sizeof e.message];
+      error_from_result(&ch->last, &e);
+      snprintf(msg, sizeof msg, "%.440s (after %d attempt%s)", e.message, ch->attempts,
+               ch->attempts == 1 ? "" : "s");
+      snprintf(e.message, sizeof e.message, "%s", msg);
+    } else if (why && why->empty && !ch->have_last) {
       w2a_gw_errorf(&e, W2A_GWE_POOL_EMPTY, NULL,
                     "the account pool is empty: add a Warp account (warp2api accounts add)");
     } else {
