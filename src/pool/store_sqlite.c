@@ -102,11 +102,22 @@ static const char *const migrations[] = {
      * holder/account lookups (session release, account delete) scan the live leases,
      * which are few (at most the sum of the caps). */
     "CREATE INDEX leases_expiry ON leases(expires_at);",
+    /* 2: secrets move to their own table, so account rows stay small: the status counts
+     * scan them, and every lease rewrites one (a 1 KB JWT in the row made both cost
+     * several times more). */
+    "CREATE TABLE tokens("
+    " account_id INTEGER PRIMARY KEY,"
+    " refresh_token TEXT NOT NULL,"
+    " id_token TEXT NOT NULL DEFAULT '');"
+    "INSERT INTO tokens(account_id, refresh_token, id_token)"
+    " SELECT id, refresh_token, id_token FROM accounts;"
+    "ALTER TABLE accounts DROP COLUMN refresh_token;"
+    "ALTER TABLE accounts DROP COLUMN id_token;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 #define ACCT_COLS                                                                                  \
-  "id, email, uid, label, refresh_token, id_token, id_token_exp, state, state_reason,"             \
+  "id, email, uid, label, NULL, NULL, id_token_exp, state, state_reason,"                          \
   " state_until, probe_lease IS NOT NULL, quota_limit, quota_used, quota_reset,"                   \
   " quota_unlimited, quota_updated, uses, successes, errors, consecutive_failures,"                \
   " window_failures, refresh_failures, last_error, created_at, last_used, last_success,"           \
@@ -134,6 +145,7 @@ enum {
   Q_HOLDER_DEL,
   Q_RESULT_OK,
   Q_ANY_EXPIRED,
+  Q_TOKENS,
   Q_GET_ID,
   Q_GET_EMAIL,
   Q_META_GET,
@@ -178,6 +190,7 @@ static const char *const sql[Q__N] = {
     [Q_GET_ID] = "SELECT " ACCT_COLS " FROM accounts WHERE id = ?1",
     [Q_GET_EMAIL] = "SELECT " ACCT_COLS " FROM accounts WHERE email = ?1",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [Q_TOKENS] = "SELECT refresh_token, id_token FROM tokens WHERE account_id = ?1",
     [Q_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
@@ -326,9 +339,8 @@ static int read_account(sq *s, sqlite3_stmt *st, int flags, w2a_account *a, w2a_
   copy_str(a->email, sizeof a->email, sqlite3_column_text(st, 1));
   copy_str(a->uid, sizeof a->uid, sqlite3_column_text(st, 2));
   copy_str(a->label, sizeof a->label, sqlite3_column_text(st, 3));
-  const char *idt = (const char *)sqlite3_column_text(st, 5);
-  a->has_id_token = idt && *idt;
   a->id_token_exp_ms = col_u64(st, 6);
+  a->has_id_token = a->id_token_exp_ms > 0;
   int state = w2a_acct_state_parse((const char *)sqlite3_column_text(st, 7));
   a->state = state < 0 ? W2A_ST_DISABLED : (w2a_acct_state)state;
   copy_str(a->state_reason, sizeof a->state_reason, sqlite3_column_text(st, 8));
@@ -355,18 +367,22 @@ static int read_account(sq *s, sqlite3_stmt *st, int flags, w2a_account *a, w2a_
   a->cap = sqlite3_column_int(st, 29);
   a->weight = sqlite3_column_int(st, 30);
   a->active_leases = sqlite3_column_int(st, 31);
-  if (flags & (W2A_STORE_SECRETS | W2A_STORE_ID_TOKEN)) {
-    a->id_token = strdup(idt ? idt : "");
-    if (!a->id_token) return W2A_ENOMEM;
+  if (!(flags & (W2A_STORE_SECRETS | W2A_STORE_ID_TOKEN))) return 0;
+  sqlite3_stmt *t = stmt(s, Q_TOKENS);
+  if (!t) return dberr(s, err, "tokens");
+  sqlite3_bind_int64(t, 1, a->id);
+  int rc = 0;
+  if (sqlite3_step(t) == SQLITE_ROW) {
+    const char *idt = (const char *)sqlite3_column_text(t, 1);
+    if (!(a->id_token = strdup(idt ? idt : ""))) rc = W2A_ENOMEM;
+    if (!rc && (flags & W2A_STORE_SECRETS))
+      rc = unseal(s, (const char *)sqlite3_column_text(t, 0), &a->refresh_token, err);
+  } else {
+    rc = w2a_errf(err, W2A_EIO, "store: account #%lld has no token row", (long long)a->id);
   }
-  if (flags & W2A_STORE_SECRETS) {
-    int rc = unseal(s, (const char *)sqlite3_column_text(st, 4), &a->refresh_token, err);
-    if (rc) {
-      w2a_account_clear(a);
-      return rc;
-    }
-  }
-  return 0;
+  sqlite3_reset(t);
+  if (rc) w2a_account_clear(a);
+  return rc;
 }
 
 static int get_locked(sq *s, int64_t id, const char *email, int flags, w2a_account *out,
@@ -528,9 +544,9 @@ static int setup_key(sq *s, const char *pass, w2a_err *err) {
   if ((rc = w2a_secret_seal(s->key, key_check_plain, &chk))) goto out;
   if ((rc = meta_set(s, "kdf_salt", saltx, err)) || (rc = meta_set(s, "key_check", chk, err)))
     goto out;
-  if (sqlite3_prepare_v2(s->db, "SELECT id, refresh_token FROM accounts", -1, &sel, NULL) ||
-      sqlite3_prepare_v2(s->db, "UPDATE accounts SET refresh_token = ?2 WHERE id = ?1", -1, &upd,
-                         NULL)) {
+  if (sqlite3_prepare_v2(s->db, "SELECT account_id, refresh_token FROM tokens", -1, &sel, NULL) ||
+      sqlite3_prepare_v2(s->db, "UPDATE tokens SET refresh_token = ?2 WHERE account_id = ?1", -1,
+                         &upd, NULL)) {
     rc = dberr(s, err, "sealing tokens");
     goto out;
   }
@@ -576,6 +592,8 @@ static int valid_new(const w2a_account_new *a) {
   return 1;
 }
 
+static int update(sq *s, w2a_err *err, const char *q, const char *fmt, ...);
+
 /* Insert or update one account inside an open transaction. */
 static int upsert(sq *s, const w2a_account_new *a, w2a_import_mode mode, uint64_t now, int64_t *id,
                   w2a_import_result *res, w2a_err *err) {
@@ -598,14 +616,13 @@ static int upsert(sq *s, const w2a_account_new *a, w2a_import_mode mode, uint64_
   uint64_t exp = a->id_token_exp_ms;
   if (!exp && a->id_token && *a->id_token) exp = w2a_jwt_exp_ms(a->id_token);
   sqlite3_stmt *st = NULL;
+  int has_tok = a->id_token && *a->id_token;
   const char *q =
-      exists ? "UPDATE accounts SET refresh_token = ?2, id_token = coalesce(?3, id_token),"
-               " id_token_exp = CASE WHEN ?3 IS NULL THEN id_token_exp ELSE ?4 END,"
+      exists ? "UPDATE accounts SET id_token_exp = CASE WHEN ?3 THEN ?4 ELSE id_token_exp END,"
                " uid = coalesce(?5, uid), label = coalesce(?6, label), weight = ?7, cap = ?8"
                " WHERE id = ?1"
-             : "INSERT INTO accounts(email, refresh_token, id_token, id_token_exp, uid, label,"
-               " weight, cap, created_at) VALUES(?1, ?2, coalesce(?3, ''), ?4,"
-               " coalesce(?5, ''), coalesce(?6, ''), ?7, ?8, ?9)";
+             : "INSERT INTO accounts(email, id_token_exp, uid, label, weight, cap, created_at)"
+               " VALUES(?1, ?4, coalesce(?5, ''), coalesce(?6, ''), ?7, ?8, ?9)";
   if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK) {
     rc = dberr(s, err, "add");
     goto out;
@@ -614,9 +631,8 @@ static int upsert(sq *s, const w2a_account_new *a, w2a_import_mode mode, uint64_
     sqlite3_bind_int64(st, 1, cur.id);
   else
     sqlite3_bind_text(st, 1, a->email, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, sealed, -1, SQLITE_STATIC);
-  if (a->id_token && *a->id_token) sqlite3_bind_text(st, 3, a->id_token, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, (sqlite3_int64)exp);
+  sqlite3_bind_int(st, 3, has_tok);
+  sqlite3_bind_int64(st, 4, has_tok ? (sqlite3_int64)exp : 0);
   if (a->uid && *a->uid) sqlite3_bind_text(st, 5, a->uid, -1, SQLITE_STATIC);
   if (a->label) sqlite3_bind_text(st, 6, a->label, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 7, a->weight > 0 ? a->weight : 1);
@@ -626,7 +642,15 @@ static int upsert(sq *s, const w2a_account_new *a, w2a_import_mode mode, uint64_
     rc = dberr(s, err, "add");
     goto out;
   }
-  if (id) *id = exists ? cur.id : sqlite3_last_insert_rowid(s->db);
+  int64_t aid = exists ? cur.id : sqlite3_last_insert_rowid(s->db);
+  rc = update(s, err,
+              "INSERT INTO tokens(account_id, refresh_token, id_token) VALUES(?1, ?2, coalesce(?3,"
+              " '')) ON CONFLICT(account_id) DO UPDATE SET refresh_token = excluded.refresh_token,"
+              " id_token = CASE WHEN ?3 IS NULL THEN id_token ELSE excluded.id_token END",
+              "itt", aid, sealed, has_tok ? a->id_token : NULL);
+  if (rc < 0) goto out;
+  rc = 0;
+  if (id) *id = aid;
   *res = exists ? W2A_IMPORTED_UPDATED : W2A_IMPORTED_NEW;
 out:
   sqlite3_finalize(st);
@@ -725,6 +749,7 @@ static int sq_remove(w2a_store *base, int64_t id, w2a_err *err) {
   int rc = tx_begin(s, 1, err);
   if (rc) return rc;
   rc = update(s, err, "DELETE FROM leases WHERE account_id = ?1", "i", id);
+  if (rc >= 0) rc = update(s, err, "DELETE FROM tokens WHERE account_id = ?1", "i", id);
   if (rc >= 0) rc = update(s, err, "DELETE FROM accounts WHERE id = ?1", "i", id);
   if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
   return tx_end(s, rc > 0 ? 0 : rc, err);
@@ -885,10 +910,14 @@ static int sq_set_tokens(w2a_store *base, int64_t id, const char *id_token, uint
   rc = tx_begin(s, 1, err);
   if (rc) goto out;
   rc = update(s, err,
-              "UPDATE accounts SET id_token = ?2, id_token_exp = ?3,"
-              " refresh_token = coalesce(?4, refresh_token), last_refresh = ?5,"
+              "UPDATE accounts SET id_token_exp = ?2, last_refresh = ?3,"
               " refresh_lock_until = 0, refresh_failures = 0 WHERE id = ?1",
-              "ititi", id, id_token, (int64_t)exp, sealed, (int64_t)now);
+              "iii", id, (int64_t)exp, (int64_t)now);
+  if (rc > 0)
+    rc = update(s, err,
+                "UPDATE tokens SET id_token = ?2, refresh_token = coalesce(?3, refresh_token)"
+                " WHERE account_id = ?1",
+                "itt", id, id_token, sealed);
   if (rc == 0) rc = w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id);
   rc = tx_end(s, rc > 0 ? 0 : rc, err);
 out:

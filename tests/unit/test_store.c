@@ -154,7 +154,10 @@ static void raw_token(const char *email, char *out, size_t len) {
   sqlite3_stmt *st;
   out[0] = 0;
   sqlite3_open(dbpath, &db);
-  sqlite3_prepare_v2(db, "SELECT refresh_token FROM accounts WHERE email = ?1", -1, &st, NULL);
+  sqlite3_prepare_v2(db,
+                     "SELECT t.refresh_token FROM tokens t JOIN accounts a ON a.id = t.account_id"
+                     " WHERE a.email = ?1",
+                     -1, &st, NULL);
   sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
   if (sqlite3_step(st) == SQLITE_ROW) snprintf(out, len, "%s", sqlite3_column_text(st, 0));
   sqlite3_finalize(st);

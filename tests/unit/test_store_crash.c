@@ -86,10 +86,11 @@ static void one_round(void) {
     _exit(0);
   }
   close(fds[1]);
-  /* let it run a random 300..900 ms, reading acknowledgements as they come */
+  /* after the first acknowledged batch, let it run a random 200..800 ms more */
   int last = -1, b;
-  uint64_t until = w2a_now_ms() + 300 + w2a_random_u64() % 600;
+  uint64_t start = w2a_now_ms(), until = start + 10000;
   while (w2a_now_ms() < until) {
+    if (last == 0 && until == start + 10000) until = w2a_now_ms() + 200 + w2a_random_u64() % 600;
     fd_set rs;
     FD_ZERO(&rs);
     FD_SET(fds[0], &rs);
