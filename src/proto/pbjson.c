@@ -330,6 +330,7 @@ static int scan_packed(scan *s, const ProtobufCFieldDescriptor *f, const uint8_t
 
 static int scan_msg(scan *s, const ProtobufCMessageDescriptor *d, const uint8_t *p,
                     const uint8_t *end, size_t depth, size_t sdepth) {
+  uint64_t seen[4] = {0}; /* singular message fields met so far, by field index */
   while (p < end) {
     const uint8_t *tagp = p;
     uint64_t tag, v;
@@ -393,6 +394,18 @@ static int scan_msg(scan *s, const ProtobufCMessageDescriptor *d, const uint8_t 
                                     : "NUL byte in string (not representable)");
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
           const ProtobufCMessageDescriptor *sd = f->descriptor;
+          /* A second occurrence makes protobuf-c 1.4 merge the two, and its merge reads
+           * fields[-1] when a oneof is unset in both (out of bounds, then memcpy with
+           * whatever offsets it found there). Proto encoders never repeat a singular
+           * field, so refuse it rather than hand such bytes to unpack. */
+          size_t fi = (size_t)(f - d->fields);
+          if (f->label != PROTOBUF_C_LABEL_REPEATED && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+              fi < 256) {
+            if (seen[fi / 64] >> (fi % 64) & 1)
+              return scan_fail(s, tagp, f, fnum,
+                               "message field occurs twice (protobuf-c cannot merge it safely)");
+            seen[fi / 64] |= 1ull << (fi % 64);
+          }
           size_t sd2 = sdepth + (is_value(sd) ? 1 : 0);
           size_t d2 = depth + (struct_family(sd) ? 0 : 1);
           if (d2 > s->max_depth)
@@ -914,51 +927,41 @@ static int emit_timestamp(emitter *e, const Google__Protobuf__Timestamp *t) {
   return 1;
 }
 
-/* snake_case path component -> lowerCamel, only when the reverse mapping gives the
- * same text back (so "flag_14" or "fooBar" stay as they are). */
-static int camel_reversible(const char *s) {
-  for (const char *p = s; *p; p++) {
-    if (*p >= 'A' && *p <= 'Z') return 0;
-    if (*p == '_' && !(p[1] >= 'a' && p[1] <= 'z')) return 0;
-    if (*p == ',') return 0;
-  }
-  return 1;
-}
-
+/* FieldMask as one string: "a_b.c,d" -> "aB.c,d". Input turns each capital X back into
+ * "_x", so the string form is used only when that gives back exactly the stored paths:
+ * no path holds a capital or a comma, and the mask is not the single empty path. Any
+ * other mask prints as the object {"paths": [...]}, which input also accepts. */
 static int emit_field_mask(emitter *e, const Google__Protobuf__FieldMask *fm) {
   if (fm->base.n_unknown_fields) return 0;
-  for (size_t i = 0; i < fm->n_paths; i++)
-    if (!fm->paths[i] || strchr(fm->paths[i], ',')) return 0;
-  putc_(e, '"');
+  if (fm->n_paths == 1 && fm->paths[0] && !fm->paths[0][0]) return 0;
+  size_t total = 1;
   for (size_t i = 0; i < fm->n_paths; i++) {
     const char *p = fm->paths[i];
-    if (i) putc_(e, ',');
-    if (!camel_reversible(p)) {
-      size_t n = strlen(p);
-      if (utf8_check((const uint8_t *)p, n, 0) < n) {
-        emit_failf(e, W2A_EINVAL, "FieldMask path holds invalid UTF-8");
-        return 1;
-      }
-      /* put_str adds quotes; write the escaped body only */
-      size_t at = e->b->len;
-      put_str(e, p, n);
-      if (!e->rc) {
-        memmove(e->b->data + at, e->b->data + at + 1, e->b->len - at - 2);
-        e->b->len -= 2;
-        e->b->data[e->b->len] = 0;
-      }
-      continue;
-    }
-    for (; *p; p++) {
-      if (*p == '_') {
-        p++;
-        putc_(e, (char)(*p - 'a' + 'A'));
-      } else {
-        putc_(e, *p);
-      }
+    if (!p) return 0;
+    for (; *p; p++)
+      if ((*p >= 'A' && *p <= 'Z') || *p == ',') return 0;
+    total += (size_t)(p - fm->paths[i]) + 1;
+  }
+  char *buf = malloc(total), *w = buf;
+  if (!buf) {
+    emit_failf(e, W2A_ENOMEM, "out of memory");
+    return 1;
+  }
+  for (size_t i = 0; i < fm->n_paths; i++) {
+    if (i) *w++ = ',';
+    for (const char *p = fm->paths[i]; *p; p++) {
+      if (*p == '_' && p[1] >= 'a' && p[1] <= 'z')
+        *w++ = (char)(*++p - 'a' + 'A');
+      else
+        *w++ = *p;
     }
   }
-  putc_(e, '"');
+  size_t n = (size_t)(w - buf);
+  if (utf8_check((const uint8_t *)buf, n, 0) < n)
+    emit_failf(e, W2A_EINVAL, "FieldMask path holds invalid UTF-8");
+  else
+    put_str(e, buf, n);
+  free(buf);
   return 1;
 }
 

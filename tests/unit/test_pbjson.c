@@ -313,6 +313,11 @@ static void test_wkt(void) {
             "\"agentOutput.text,serverMessageData\"");
   roundtrip(fm, "\"agent_output.text\"", "\"agentOutput.text\"");
   roundtrip(fm, "\"flag_14\"", NULL);
+  /* paths that the string form cannot carry print as an object */
+  roundtrip(fm, "{\"paths\":[\"agent_outpEntryxt\"]}", NULL);
+  roundtrip(fm, "{\"paths\":[\"a,b\"]}", NULL);
+  roundtrip(fm, "{\"paths\":[\"\"]}", NULL);
+  roundtrip(fm, "\",x,\"", NULL);
   roundtrip(fm, "\"\"", "\"\"");
   size_t n;
   char *b = from_json(fm, "\"agentOutput.text\"", &n);

@@ -135,6 +135,19 @@ static void test_wire_errors(void) {
   pb_bad(st, "\x4a\x02\x01\x80", 4,
          "byte 3: truncated varint in packed field (field supported_tools)");
   pb_bad(st, "\xfa\x01", 2, "byte 2: truncated length prefix (field #31)");
+  /* a singular message field twice: protobuf-c 1.4 would merge, and its merge indexes
+   * fields[-1] when a oneof is unset in both (found by fuzz_pb_decode) */
+  pb_bad(REQ, "\x12\x02\x0a\x00\x12\x02\x0a\x00", 8,
+         "byte 4: message field occurs twice (protobuf-c cannot merge it safely) (field input)");
+  pb_bad(REQ, "\x0a\x00\x0a\x00", 4, "byte 2: message field occurs twice");
+  /* ... but a oneof member twice is a replacement, which protobuf-c handles */
+  const ProtobufCMessageDescriptor *ts0 = w2a_pb_find("TaskStatus");
+  w2a_buf okb;
+  w2a_err oke = {0};
+  w2a_buf_init(&okb, 0);
+  T_EQ_INT(w2a_pbjson_to_json(ts0, (const uint8_t *)"\x0a\x00\x0a\x00", 4, NULL, &okb, &oke), 0);
+  T_EQ_STR(okb.data, "{\"pending\":{}}");
+  w2a_buf_free(&okb);
   /* unknown fields are skipped but still checked */
   pb_bad(st, "\xf8\x01\x80", 3, "byte 2: truncated varint (field #31)");
   pb_bad(st, "\xfd\x01\x01\x02", 4, "byte 2: truncated 32-bit value (2 of 4 bytes) (field #31)");
