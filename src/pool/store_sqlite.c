@@ -145,6 +145,7 @@ enum {
   Q_HOLDER_DEL,
   Q_RESULT_OK,
   Q_ANY_EXPIRED,
+  Q_RELEASE_OK,
   Q_TOKENS,
   Q_GET_ID,
   Q_GET_EMAIL,
@@ -160,6 +161,14 @@ static const char *const sql[Q__N] = {
     [Q_SYNC_FULL] = "PRAGMA synchronous=FULL",
     [Q_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
     [Q_RECLAIM] = "DELETE FROM leases WHERE expires_at <= ?1 RETURNING id, account_id",
+    [Q_RELEASE_OK] = "UPDATE accounts SET active_leases = active_leases - 1,"
+                     " probe_lease = CASE WHEN probe_lease = ?3 THEN NULL ELSE probe_lease END,"
+                     " successes = successes + 1, consecutive_failures = 0, window_failures = 0,"
+                     " last_success = ?2,"
+                     " state = CASE WHEN state = 'cooling' THEN 'available' ELSE state END,"
+                     " state_reason = CASE WHEN state = 'cooling' THEN '' ELSE state_reason END,"
+                     " state_until = CASE WHEN state = 'cooling' THEN 0 ELSE state_until END"
+                     " WHERE id = ?1 AND active_leases > 0",
     [Q_ANY_EXPIRED] = "SELECT 1 FROM leases WHERE expires_at <= ?1 LIMIT 1",
     [Q_LEASE_DEC] = "UPDATE accounts SET active_leases = active_leases - 1,"
                     " probe_lease = CASE WHEN probe_lease = ?2 THEN NULL ELSE probe_lease END"
@@ -1315,6 +1324,20 @@ static int sq_lease_release(w2a_store *base, const char *lease_id, int64_t acct,
   sqlite3_reset(st);
   if (x != SQLITE_DONE) {
     rc = dberr(s, err, "release");
+    goto out;
+  }
+  if (found && r && r->ok) { /* the common case: one statement gives back and counts */
+    sqlite3_stmt *u = stmt(s, Q_RELEASE_OK);
+    if (!u) {
+      rc = dberr(s, err, "release");
+      goto out;
+    }
+    sqlite3_bind_int64(u, 1, acct);
+    sqlite3_bind_int64(u, 2, (sqlite3_int64)now);
+    sqlite3_bind_text(u, 3, lease_id, -1, SQLITE_STATIC);
+    x = sqlite3_step(u);
+    sqlite3_reset(u);
+    rc = x == SQLITE_DONE ? 0 : dberr(s, err, "release");
     goto out;
   }
   if (found && (rc = lease_dec(s, acct, lease_id, err))) goto out;
