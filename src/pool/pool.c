@@ -323,7 +323,7 @@ static void claim_work(job *j, w2a_store *s) {
   int fresh = f->token && *f->token && f->exp > now + (uint64_t)p->cfg->refresh_margin_ms;
   /* The one-hour rule; and a forced refresh is satisfied by one stored after it was
    * asked for (by this process's previous flight or by a peer process). */
-  if (fresh && (!f->force || a.last_refresh_ms >= f->started_ms)) {
+  if (fresh && (!f->force || a.last_refresh_ms > f->started_ms)) {
     f->claim = C_FRESH;
     return;
   }

@@ -82,7 +82,11 @@ void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud);
  * request). The token is fresh when the callback runs (single-flight refresh). */
 void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude, w2a_pool_acquire_fn cb,
                       void *ud);
-/* Report the outcome (classified into an action) and release the lease. */
+/* Report the outcome (classified into an action) and release the lease (freed: do not
+ * use it afterwards). For a 401 (W2A_ACT_RETRY_REFRESH) either call
+ * w2a_pool_refresh_lease() first and retry on the same lease, reporting only the final
+ * outcome, or report the 401: the account's token is then marked stale and a forced
+ * single-flight refresh starts, which the account's next lease waits for. */
 w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o);
 /* Keep a lease alive while its stream runs. */
 void w2a_pool_extend(w2a_pool *p, w2a_lease *lease);
@@ -111,7 +115,7 @@ void w2a_pool_submit(w2a_pool *p, w2a_pool_work_fn work, void (*done)(void *ud),
 typedef void (*w2a_pool_session_fn)(int rc, const w2a_lease *leases, int n,
                                     const w2a_pool_unavailable *why, void *ud);
 void w2a_pool_allocate(w2a_pool *p, const char *session_id, w2a_pool_session_fn cb, void *ud);
-/* rc 0 and *released via the count in the callback's rc (>= 0), or a W2A_E* code. */
+/* The callback's rc is the number of leases released (>= 0) or a W2A_E* code. */
 void w2a_pool_release_session(w2a_pool *p, const char *session_id, w2a_pool_done_fn cb, void *ud);
 
 /* Refresh one account's ID token. Without `force`, an account whose token still has
