@@ -40,7 +40,13 @@ static int to_int(const char *v, int lo, int hi) {
   return (int)x;
 }
 
-static void copy(char *dst, size_t n, const char *src) { snprintf(dst, n, "%s", src); }
+/* Truncating copy (snprintf "%s" would warn about the truncation we want). */
+static void copy(char *dst, size_t n, const char *src) {
+  size_t l = strlen(src);
+  if (l >= n) l = n - 1;
+  memcpy(dst, src, l);
+  dst[l] = 0;
+}
 
 /* Read one value starting at p (not past end); returns the position after it. */
 static const char *read_value(const char *p, const char *end, char *out, size_t n) {

@@ -14,13 +14,24 @@
 #include "fakewarp/summary.h"
 #include "proto/pbjson.h"
 
-#define FLUSH_BYTES (32u * 1024u)  /* batch at most this much into one write */
-#define HIGH_WATER (256u * 1024u)  /* pause while the client's queue is above this */
+#define FLUSH_BYTES (16u * 1024u)  /* batch at most this much into one write */
+#define HIGH_WATER (64u * 1024u)   /* pause while the client's queue is above this */
 #define EVENTS_PER_TURN 256        /* yield to other streams after this many */
 #define MAX_TEXT_BYTES (64u << 20) /* cap on one answer's text */
 #define QUERY_MAX 65536
 
 static const char filler[] = "The quick brown fox jumps over the lazy dog. ";
+#define FILLER_RUN 4096
+
+/* The filler repeated over FILLER_RUN + one period, so any chunk of up to FILLER_RUN
+ * bytes starting anywhere in the period is a plain substring (no copy per event). */
+static const char *filler_run(void) {
+  static char run[FILLER_RUN + sizeof filler];
+  if (!run[0])
+    for (size_t i = 0; i < sizeof run; i++)
+      run[i] = filler[i % (sizeof filler - 1)];
+  return run;
+}
 
 enum {
   PH_HEAD = 0, /* waiting to send the response head */
@@ -289,16 +300,21 @@ static int emit_answer(w2a_fake_stream *s, int pad) {
     s->text_total += n;
     return rc;
   }
-  char stack[4096];
-  char *buf = size <= sizeof stack ? stack : malloc(size);
-  if (!buf) return W2A_ENOMEM;
   size_t pl = sizeof filler - 1;
   size_t start = ((size_t)s->idx * size) % pl;
-  for (size_t i = 0; i < size; i++)
-    buf[i] = filler[(start + i) % pl];
-  int rc = w2a_fake_ev_agent(&s->out, pad, ids, s->answer_msg_id, buf, size, 0, s->idx == 0);
+  int rc;
+  if (size <= FILLER_RUN) {
+    rc = w2a_fake_ev_agent(&s->out, pad, ids, s->answer_msg_id, filler_run() + start, size, 0,
+                           s->idx == 0);
+  } else {
+    char *buf = malloc(size);
+    if (!buf) return W2A_ENOMEM;
+    for (size_t i = 0; i < size; i++)
+      buf[i] = filler[(start + i) % pl];
+    rc = w2a_fake_ev_agent(&s->out, pad, ids, s->answer_msg_id, buf, size, 0, s->idx == 0);
+    free(buf);
+  }
   s->text_total += size;
-  if (buf != stack) free(buf);
   return rc;
 }
 
