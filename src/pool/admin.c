@@ -328,7 +328,10 @@ static int import_record(w2a_admin_import *im, json_object *rec, int line, vmsg 
 static int import_add_err(w2a_admin_import *im, int line, const char *msg) {
   w2a_admin_import_err *e = &im->errs[im->nerrs++];
   e->line = line;
-  snprintf(e->msg, sizeof e->msg, "%s", msg);
+  /* A clipped message is still a useful hint; say so to the compiler by using the length. */
+  size_t n = strnlen(msg, sizeof e->msg - 1);
+  memcpy(e->msg, msg, n);
+  e->msg[n] = 0;
   return 0;
 }
 
