@@ -86,7 +86,7 @@ struct w2a_gw_models {
   uint64_t fetched_ms;  /* when the catalog (or the last failure) was recorded */
   int64_t created;
   int busy, closing;
-  w2a_lease *lease;
+  char token[4096]; /* the ID token of the account the catalog is asked with */
   void (*done)(void *ud);
   void *done_ud;
   char body[2048];
@@ -245,10 +245,7 @@ static void on_fetched(int code, int status, const char *body, size_t len, const
                        void *ud) {
   w2a_gw_models *m = ud;
   json_object *cat = NULL;
-  if (m->lease) {
-    w2a_pool_release(m->g->pool, m->lease);
-    m->lease = NULL;
-  }
+  memset(m->token, 0, sizeof m->token);
   if (!code && status == 200 && body) cat = parse_catalog(body, len, m->created);
   if (cat) {
     json_object_put(m->catalog);
@@ -278,7 +275,10 @@ static void on_lease(int rc, w2a_lease *lease, const w2a_pool_unavailable *why, 
     fetch_end(m);
     return;
   }
-  m->lease = lease;
+  /* Keep only the token: holding the lease for the whole fetch would take a capped
+   * account away from completions (and for the full timeout when Warp is unreachable). */
+  snprintf(m->token, sizeof m->token, "%s", lease->id_token);
+  w2a_pool_release(m->g->pool, lease);
   b = json_object_new_object();
   json_object_object_add(
       b, "query",
@@ -307,7 +307,7 @@ static void on_lease(int rc, w2a_lease *lease, const w2a_pool_unavailable *why, 
            json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
   json_object_put(b);
 
-  snprintf(auth, sizeof auth, "authorization: Bearer %s", lease->id_token);
+  snprintf(auth, sizeof auth, "authorization: Bearer %s", m->token);
   snprintf(ver, sizeof ver, "x-warp-client-version: %s", c->client_version);
   snprintf(cat, sizeof cat, "x-warp-os-category: %s", c->os_category);
   snprintf(name, sizeof name, "x-warp-os-name: %s", c->os_name);
