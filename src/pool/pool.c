@@ -465,7 +465,7 @@ static void start_refresh_http(flight *f) {
     return;
   }
   if (secure) {
-    snprintf(url, sizeof url, "%s?key=%s", c->securetoken_url, c->firebase_api_key);
+    snprintf(url, sizeof url, "%s/v1/token?key=%s", c->securetoken_url, c->firebase_api_key);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "grant_type", json_object_new_string("refresh_token"));
     json_object_object_add(o, "refresh_token", json_object_new_string(f->refresh_token));
@@ -1317,7 +1317,12 @@ int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_ht
   p->background = background;
   int sel = w2a_selection_parse(cfg->selection);
   p->sel = sel < 0 ? W2A_SEL_LRU : (w2a_selection)sel;
-  p->bucket = 1;
+  /* Start with a full burst, so a cold start refreshes a handful of accounts at once;
+   * the cap only spaces out what comes after. */
+  {
+    double rate = (double)(cfg->refresh_per_minute > 0 ? cfg->refresh_per_minute : 30);
+    p->bucket = rate / 4 < 1 ? 1 : rate / 4;
+  }
   p->bucket_at = w2a_mono_us() / 1000u;
   int rc = w2a_rules_load(&p->rules, cfg->error_rules_file, err);
   if (rc) goto fail;
