@@ -45,11 +45,12 @@ typedef struct arena {
   size_t total, cap, next_size;
 } arena;
 
-static void arena_init(arena *a, size_t cap) {
+/* first: expected need, so a typical call makes one or two mallocs. */
+static void arena_init(arena *a, size_t cap, size_t first) {
   a->head = NULL;
   a->total = 0;
   a->cap = cap;
-  a->next_size = 16384;
+  a->next_size = first < 16384 ? 16384 : first > (4u << 20) ? (4u << 20) : first;
 }
 
 static void *arena_alloc(arena *a, size_t n) {
@@ -70,7 +71,7 @@ static void *arena_alloc(arena *a, size_t n) {
   c->used = n;
   a->head = c;
   a->total += sz;
-  if (a->next_size < (1u << 20)) a->next_size *= 2;
+  if (a->next_size < (4u << 20)) a->next_size *= 2;
   return (char *)c + CHUNK_HDR;
 }
 
@@ -162,6 +163,31 @@ static const char *type_name(ProtobufCType t) {
   return (unsigned)t < sizeof names / sizeof names[0] && names[t] ? names[t] : "?";
 }
 
+/* Length of the valid multi-byte UTF-8 sequence at s (s[0] >= 0x80), or 0. Strict: no
+ * overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq(const uint8_t *s, size_t n) {
+  uint8_t c = s[0];
+  size_t need;
+  uint32_t cp;
+  if (c >= 0xc2 && c <= 0xdf)
+    need = 1, cp = c & 0x1f;
+  else if (c >= 0xe0 && c <= 0xef)
+    need = 2, cp = c & 0x0f;
+  else if (c >= 0xf0 && c <= 0xf4)
+    need = 3, cp = c & 0x07;
+  else
+    return 0;
+  if (n <= need) return 0;
+  for (size_t k = 1; k <= need; k++) {
+    if ((s[k] & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (s[k] & 0x3f);
+  }
+  if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return need + 1;
+}
+
 /* Offset of the first byte that is not valid UTF-8 (or is NUL when nul_bad), or n.
  * Strict: no overlong forms, no surrogates, nothing above U+10FFFF. */
 static size_t utf8_check(const uint8_t *s, size_t n, int nul_bad) {
@@ -182,25 +208,9 @@ static size_t utf8_check(const uint8_t *s, size_t n, int nul_bad) {
       i++;
       continue;
     }
-    size_t need;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf)
-      need = 1, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-      need = 2, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-      need = 3, cp = c & 0x07;
-    else
-      return i;
-    if (n - i <= need) return i;
-    for (size_t k = 1; k <= need; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return i;
-      cp = cp << 6 | (s[i + k] & 0x3f);
-    }
-    if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-      return i;
-    i += need + 1;
+    size_t k = utf8_seq(s + i, n - i);
+    if (!k) return i;
+    i += k;
   }
   return n;
 }
@@ -461,7 +471,8 @@ typedef struct emitter {
   w2a_buf *b;
   const w2a_pbjson_opts *o;
   w2a_err *err;
-  int rc; /* sticky: first failure wins, later writes are skipped */
+  int rc;      /* sticky: first failure wins, later writes are skipped */
+  int trusted; /* strings came through the validator: skip the UTF-8 check */
   size_t depth, sdepth;
   int indent;
 } emitter;
@@ -489,28 +500,77 @@ static void buf_fail(emitter *e, int rc) {
     emit_failf(e, rc, "out of memory");
 }
 
-static void put(emitter *e, const char *s, size_t n) {
+static void put_slow(emitter *e, const char *s, size_t n) {
   if (e->rc) return;
-  /* Inline fast path: most writes fit in the reserved space. */
+  int rc = w2a_buf_append(e->b, s, n);
+  if (rc) buf_fail(e, rc);
+}
+
+/* Inline fast path: most writes fit in the space already reserved. */
+static inline void put(emitter *e, const char *s, size_t n) {
   w2a_buf *b = e->b;
-  if (b->cap && n < b->cap - b->len && n <= b->limit - b->len) {
+  if (!e->rc && n < b->cap - b->len && n <= b->limit - b->len) {
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = 0;
     return;
   }
-  int rc = w2a_buf_append(b, s, n);
-  if (rc) buf_fail(e, rc);
+  put_slow(e, s, n);
 }
 
 #define PUTS(e, lit) put((e), (lit), sizeof(lit) - 1)
 
 static void putc_(emitter *e, char c) { put(e, &c, 1); }
 
+/* Bytes that need escaping in a JSON string: controls, '"' and '\\'. */
+static const uint8_t json_esc[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                      1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                      1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1};
+
+/* A JSON string literal. Runs that need no escape are copied whole; the output is
+ * reserved once for the common case of no escapes at all. */
 static void put_str(emitter *e, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
   if (e->rc) return;
-  int rc = w2a_buf_put_json_str(e->b, s, n);
-  if (rc) buf_fail(e, rc);
+  w2a_buf *b = e->b;
+  int rc = w2a_buf_reserve(b, n + 2);
+  if (rc) return buf_fail(e, rc);
+  b->data[b->len++] = '"';
+  size_t i = 0;
+  while (i < n) {
+    size_t run = i;
+    while (i < n && !json_esc[(uint8_t)s[i]])
+      i++;
+    if (i > run) {
+      if ((rc = w2a_buf_reserve(b, i - run + 1))) return buf_fail(e, rc);
+      memcpy(b->data + b->len, s + run, i - run);
+      b->len += i - run;
+    }
+    if (i == n) break;
+    unsigned char c = (unsigned char)s[i++];
+    char esc[6] = {'\\', 0};
+    size_t el = 2;
+    switch (c) {
+    case '"': esc[1] = '"'; break;
+    case '\\': esc[1] = '\\'; break;
+    case '\n': esc[1] = 'n'; break;
+    case '\r': esc[1] = 'r'; break;
+    case '\t': esc[1] = 't'; break;
+    case '\b': esc[1] = 'b'; break;
+    case '\f': esc[1] = 'f'; break;
+    default:
+      memcpy(esc + 1, "u00", 3);
+      esc[4] = hex[c >> 4];
+      esc[5] = hex[c & 15];
+      el = 6;
+    }
+    if ((rc = w2a_buf_reserve(b, el + 1))) return buf_fail(e, rc);
+    memcpy(b->data + b->len, esc, el);
+    b->len += el;
+  }
+  if ((rc = w2a_buf_reserve(b, 1))) return buf_fail(e, rc);
+  b->data[b->len++] = '"';
+  b->data[b->len] = 0;
 }
 
 static void newline(emitter *e) {
@@ -543,8 +603,20 @@ static void close_(emitter *e, char c, int first) {
 }
 
 static void key(emitter *e, const char *k) {
+  size_t n = strlen(k);
+  w2a_buf *b = e->b;
+  if (!e->rc && !e->o->pretty && n + 3 < b->cap - b->len && n + 3 <= b->limit - b->len) {
+    char *w = b->data + b->len;
+    w[0] = '"';
+    memcpy(w + 1, k, n);
+    w[n + 1] = '"';
+    w[n + 2] = ':';
+    w[n + 3] = 0;
+    b->len += n + 3;
+    return;
+  }
   putc_(e, '"');
-  put(e, k, strlen(k));
+  put(e, k, n);
   if (e->o->pretty)
     PUTS(e, "\": ");
   else
@@ -582,6 +654,11 @@ static void put_u64(emitter *e, uint64_t v, int quote) {
 static void put_double(emitter *e, double v, int is_float) {
   if (isnan(v)) return (void)PUTS(e, "\"NaN\"");
   if (isinf(v)) return v > 0 ? (void)PUTS(e, "\"Infinity\"") : (void)PUTS(e, "\"-Infinity\"");
+  /* Integers print as %.{6,15}g would print them, without the round trip through
+   * snprintf and strtod (most Struct numbers are counts). */
+  if (v == (double)(int64_t)v && v > (is_float ? -1e6 : -1e15) && v < (is_float ? 1e6 : 1e15) &&
+      !(v == 0 && signbit(v)))
+    return put_i64(e, (int64_t)v, 0);
   char tmp[40];
   int n;
   if (is_float) {
@@ -627,8 +704,8 @@ static void emit_msg(emitter *e, const ProtobufCMessage *m);
 static void put_cstr(emitter *e, const char *s) {
   if (!s) return (void)PUTS(e, "\"\"");
   size_t n = strlen(s);
-  /* Unpacked strings were validated; built ones may not have been. */
-  if (utf8_check((const uint8_t *)s, n, 0) < n) {
+  /* Unpacked strings were validated; messages built by callers may not have been. */
+  if (!e->trusted && utf8_check((const uint8_t *)s, n, 0) < n) {
     emit_failf(e, W2A_EINVAL, "string field holds invalid UTF-8");
     return;
   }
@@ -996,18 +1073,23 @@ static void emit_msg(emitter *e, const ProtobufCMessage *m) {
   e->depth -= inc;
 }
 
-int w2a_pbjson_msg_to_json(const ProtobufCMessage *m, const w2a_pbjson_opts *oin, w2a_buf *out,
-                           w2a_err *err) {
+static int msg_to_json(const ProtobufCMessage *m, const w2a_pbjson_opts *oin, w2a_buf *out,
+                       w2a_err *err, int trusted) {
   w2a_pbjson_opts o;
   opts_resolve(oin, &o);
   size_t start = out->len;
-  emitter e = {.b = out, .o = &o, .err = err};
+  emitter e = {.b = out, .o = &o, .err = err, .trusted = trusted};
   emit_msg(&e, m);
   if (e.rc) {
     out->len = start;
     if (out->data) out->data[start] = 0;
   }
   return e.rc;
+}
+
+int w2a_pbjson_msg_to_json(const ProtobufCMessage *m, const w2a_pbjson_opts *o, w2a_buf *out,
+                           w2a_err *err) {
+  return msg_to_json(m, o, out, err, 0);
 }
 
 int w2a_pbjson_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
@@ -1017,7 +1099,7 @@ int w2a_pbjson_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *buf, 
   int rc = w2a_pbjson_validate_ex(d, buf, len, &o, err);
   if (rc) return rc;
   arena a;
-  arena_init(&a, arena_cap_for(len));
+  arena_init(&a, arena_cap_for(len), len * 3);
   ProtobufCAllocator al = {.alloc = pa_alloc, .free = pa_free, .allocator_data = &a};
   ProtobufCMessage *m = protobuf_c_message_unpack(d, &al, len, buf ? buf : (const uint8_t *)"");
   if (!m) {
@@ -1029,7 +1111,7 @@ int w2a_pbjson_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *buf, 
     rc = w2a_errf(err, W2A_ENOMEM, "out of memory");
     goto out;
   }
-  rc = w2a_pbjson_msg_to_json(m, &o, out, err);
+  rc = msg_to_json(m, &o, out, err, 1);
 out:
   arena_free(&a);
   return rc;
@@ -1246,14 +1328,30 @@ static int read_u4(jparser *P, const char *q, uint32_t *out) {
 /* P->p at the opening quote. */
 static int jstring(jparser *P, const char **out, size_t *outlen, uint8_t *has_nul) {
   const char *q = ++P->p, *e = P->end;
-  /* Fast scan: find the closing quote when there is no escape or control byte. */
+  /* Fast scan, eight bytes at a time, for the closing quote; UTF-8 is validated on the
+   * way, so a string without escapes is checked and located in one pass. */
   const char *r = q;
-  while (r < e && *r != '"' && *r != '\\' && (unsigned char)*r >= 0x20)
-    r++;
+  for (;;) {
+    while (e - r >= 8) {
+      uint64_t w;
+      memcpy(&w, r, 8);
+      uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+      uint64_t qt = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+      if ((w | ((w - ones * 0x20) & ~w) | ((qt - ones) & ~qt) | ((bs - ones) & ~bs)) & highs) break;
+      r += 8;
+    }
+    while (r < e && (uint8_t)*r < 0x80 && !json_esc[(uint8_t)*r])
+      r++;
+    if (r < e && (uint8_t)*r >= 0x80) {
+      size_t k = utf8_seq((const uint8_t *)r, (size_t)(e - r));
+      if (!k) return jsyntax(P, r, "invalid UTF-8 in string");
+      r += k;
+      continue;
+    }
+    break;
+  }
   if (r >= e) return jsyntax(P, q - 1, "unterminated string");
   size_t plain = (size_t)(r - q);
-  size_t bad = utf8_check((const uint8_t *)q, plain, 0);
-  if (bad < plain) return jsyntax(P, q + bad, "invalid UTF-8 in string");
   if (*r == '"') {
     char *s = arena_alloc(P->a, plain + 1);
     if (!s) return P->rc = w2a_errf(P->err, W2A_ETOOBIG, "JSON needs too much memory");
@@ -1283,7 +1381,7 @@ static int jstring(jparser *P, const char **out, size_t *outlen, uint8_t *has_nu
     if (c < 0x20) return jsyntax(P, r, "control character in string");
     if (c != '\\') {
       const char *run = r;
-      while (r < close && *r != '\\' && (unsigned char)*r >= 0x20)
+      while (r < close && !json_esc[(uint8_t)*r])
         r++;
       size_t n = (size_t)(r - run);
       size_t b = utf8_check((const uint8_t *)run, n, 0);
@@ -1581,8 +1679,8 @@ static int j_integer(jctx *c, const jv *v, const char *tname, int *neg, uint64_t
 
 static int j_signed(jctx *c, const jv *v, int bits, int64_t *out) {
   const char *tn = bits == 32 ? "int32" : "int64";
-  int neg;
-  uint64_t mag;
+  int neg = 0;
+  uint64_t mag = 0;
   int rc = j_integer(c, v, tn, &neg, &mag);
   if (rc) return rc;
   uint64_t lim = bits == 32 ? (uint64_t)INT32_MAX : (uint64_t)INT64_MAX;
@@ -1595,8 +1693,8 @@ static int j_signed(jctx *c, const jv *v, int bits, int64_t *out) {
 
 static int j_unsigned(jctx *c, const jv *v, int bits, uint64_t *out) {
   const char *tn = bits == 32 ? "uint32" : "uint64";
-  int neg;
-  uint64_t mag;
+  int neg = 0;
+  uint64_t mag = 0;
   int rc = j_integer(c, v, tn, &neg, &mag);
   if (rc) return rc;
   if ((neg && mag) || (bits == 32 && mag > UINT32_MAX))
@@ -1780,7 +1878,7 @@ static int set_unknown(jctx *c, ProtobufCMessage *m, const jv *v) {
                      mb->k);
     }
     if (!fv || !wv || !dv) return jfail(c, W2A_EINVAL, "needs field, wire_type and data");
-    uint64_t fnum, wt;
+    uint64_t fnum = 0, wt = 0;
     size_t o2 = path_key(c, "field", 5);
     if (j_unsigned(c, fv, 32, &fnum)) return W2A_EINVAL;
     if (!fnum || fnum > 0x1fffffff)
@@ -2105,7 +2203,7 @@ static int build_msg(jctx *c, const ProtobufCMessageDescriptor *d, const jv *v,
   for (size_t i = 0; i < v->n && !rc; i++) {
     const jmember *mb = &v->u.o[i];
     size_t old = path_key(c, mb->k, mb->klen);
-    if (!strcmp(mb->k, "_unknown")) {
+    if (mb->k[0] == '_' && !strcmp(mb->k, "_unknown")) {
       rc = set_unknown(c, m, &mb->v);
     } else {
       const ProtobufCFieldDescriptor *f = find_field(d, mb->k, mb->klen);
@@ -2132,7 +2230,7 @@ int w2a_pbjson_from_json(const ProtobufCMessageDescriptor *d, const char *json, 
   if (!json) json = "";
   arena a;
   /* The tree costs ~2x the text; messages a few times more. */
-  arena_init(&a, len > SIZE_MAX / 32 ? SIZE_MAX / 2 : len * 32 + (1u << 20));
+  arena_init(&a, len > SIZE_MAX / 32 ? SIZE_MAX / 2 : len * 32 + (1u << 20), len * 4);
   jparser P = {.p = json,
                .start = json,
                .end = json + len,

@@ -117,6 +117,7 @@ const ProtobufCMessageDescriptor *w2a_pb_at(size_t i) {
 }
 
 int w2a_pb_is_map_entry(const ProtobufCMessageDescriptor *d) {
+  if (d->n_fields != 2) return 0; /* the cheap test first: this sits on hot paths */
   size_t n = strlen(d->short_name);
   if (n < 5 || strcmp(d->short_name + n - 5, "Entry") || d->n_fields != 2) return 0;
   /* A map entry is always nested, so its full name has more parts than its package. */

@@ -243,6 +243,14 @@ static void test_names_and_scalars(void) {
             "{\"seconds\":\"-62135596801\"}");
   roundtrip(&google__protobuf__timestamp__descriptor, "{\"seconds\":1,\"nanos\":5}",
             "\"1970-01-01T00:00:01.000000005Z\"");
+  /* doubles: integers take a fast path that must print what %.15g prints */
+  const ProtobufCMessageDescriptor *val = &google__protobuf__value__descriptor;
+  roundtrip(val, "[3,-0,0,123456789012345,1e+15,-999999999999999,0.5,1e-7,4503599627370497]",
+            "[3,-0,0,123456789012345,1e+15,-999999999999999,0.5,1e-07,4503599627370497]");
+  /* long strings cross the 8-byte scanning blocks: escapes and UTF-8 at every offset */
+  roundtrip(REQ, "{\"metadata\":{\"conversation_id\":\"0123456789abcdef\\\"0123456789ü0123456é\"}}",
+            NULL);
+  roundtrip(REQ, "{\"metadata\":{\"conversation_id\":\"01234567\\n89abcdef\\t012345😀\"}}", NULL);
   /* strings: escapes and multi-byte UTF-8, \u escapes and surrogate pairs */
   roundtrip(REQ, "{\"metadata\":{\"conversation_id\":\"a\\\"b\\\\c\\n\\u0001 😀 ü\"}}", NULL);
   roundtrip(REQ, "{\"metadata\":{\"conversation_id\":\"\\ud83d\\ude00\\u00fc\\/\"}}",

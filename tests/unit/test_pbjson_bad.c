@@ -225,6 +225,15 @@ static void test_json_errors(void) {
          "JSON syntax error at byte 6: unpaired UTF-16 surrogate in \\u escape");
   js_bad(REQ, "{\"a\":\"\\q\"}", "JSON syntax error at byte 6: bad escape in string");
   js_bad(REQ, "{\"a\":\"\xff\"}", "JSON syntax error at byte 6: invalid UTF-8 in string");
+  js_bad(REQ, "{\"a\":\"0123456789abcdef\xc3\"}",
+         "JSON syntax error at byte 22: invalid UTF-8 in string");
+  js_bad(REQ, "{\"a\":\"0123456789abcdef\xed\xa0\x80\"}",
+         "JSON syntax error at byte 22: invalid UTF-8 in string");
+  js_bad(REQ,
+         "{\"a\":\"0123456789\x01"
+         "abcdef\"}",
+         "JSON syntax error at byte 16: control character in string");
+  js_bad(REQ, "{\"a\":\"0123456789abcdef", "JSON syntax error at byte 5: unterminated string");
   js_bad(REQ, "", "JSON syntax error at byte 0: unexpected end of input");
   js_bad(REQ, "nul", "JSON syntax error at byte 0: unexpected character");
   js_bad(REQ, "-", "JSON syntax error at byte 0: unexpected character");
