@@ -656,7 +656,7 @@ static void put_double(emitter *e, double v, int is_float) {
   if (isinf(v)) return v > 0 ? (void)PUTS(e, "\"Infinity\"") : (void)PUTS(e, "\"-Infinity\"");
   /* Integers print as %.{6,15}g would print them, without the round trip through
    * snprintf and strtod (most Struct numbers are counts). */
-  if (v == (double)(int64_t)v && v > (is_float ? -1e6 : -1e15) && v < (is_float ? 1e6 : 1e15) &&
+  if (v > (is_float ? -1e6 : -1e15) && v < (is_float ? 1e6 : 1e15) && v == (double)(int64_t)v &&
       !(v == 0 && signbit(v)))
     return put_i64(e, (int64_t)v, 0);
   char tmp[40];
