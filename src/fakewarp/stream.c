@@ -7,6 +7,7 @@
 
 #include "common/b64.h"
 #include "common/log.h"
+#include "proto/pbjson.h"
 #include "common/util.h"
 #include "fakewarp/catalog.h"
 #include "fakewarp/events.h"
@@ -618,8 +619,9 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
     return;
   }
   a->ai_requests++;
-  w2a_fake_request *rq =
-      warp__multi_agent__v1__request__unpack(NULL, r->body_len, (const uint8_t *)r->body);
+  /* Validated first: protobuf-c 1.4.1 misbehaves on some malformed input. */
+  w2a_fake_request *rq = (w2a_fake_request *)w2a_pbjson_unpack(
+      &warp__multi_agent__v1__request__descriptor, (const uint8_t *)r->body, r->body_len, NULL);
   if (!rq) {
     log_request(f, a, r, NULL, NULL, 400, "undecodable", NULL);
     w2a_fake_reply_error(r, 400, "Invalid request: failed to decode request body");

@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "proto/events.h"
+#include "proto/pbjson.h"
 #include "proto/sse.h"
 #include "response.pb-c.h"
 
@@ -193,11 +194,14 @@ static int on_sse(void *ud, const w2a_sse_event *sev) {
   u->got_event = 1;
   u->last_ms = uv_now(u->loop);
   if (sev->done) return 0; /* Warp sends no [DONE]; tolerate one */
-  pe = warp__multi_agent__v1__response_event__unpack(NULL, sev->len, sev->data);
+  /* Validate before unpacking: protobuf-c 1.4.1 misbehaves on some malformed input
+   * (a singular message field repeated), and these bytes come from the network. */
+  pe = (Warp__MultiAgent__V1__ResponseEvent *)w2a_pbjson_unpack(
+      &warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &err);
   if (!pe) {
     snprintf(u->res.message, sizeof u->res.message,
-             "undecodable ResponseEvent (%zu bytes) at stream offset %llu", sev->len,
-             (unsigned long long)sev->offset);
+             "undecodable ResponseEvent (%zu bytes) at stream offset %llu: %s", sev->len,
+             (unsigned long long)sev->offset, err.msg);
     return W2A_EINVAL;
   }
   rc = w2a_events_feed(&u->ev, pe, on_ev, u, &err);

@@ -7,6 +7,8 @@
  * is only used for odd large inputs. */
 #include "smd.h"
 
+#include "pbjson.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +78,9 @@ int w2a_smd_expand(const char *s, size_t n, w2a_smd *out, w2a_err *err) {
     rc = w2a_errf(err, W2A_EINVAL, "server_message_data: bad base64 at character %zu", bad);
     goto out;
   }
-  msg = warp__multi_agent__v1__server_message_data__unpack(NULL, (size_t)len, buf);
+  /* Validated first: protobuf-c 1.4.1 misbehaves on some malformed input. */
+  msg = (Warp__MultiAgent__V1__ServerMessageData *)w2a_pbjson_unpack(
+      &warp__multi_agent__v1__server_message_data__descriptor, buf, (size_t)len, NULL);
   if (!msg) {
     rc = w2a_errf(err, W2A_EINVAL, "server_message_data: not a ServerMessageData protobuf");
     goto out;

@@ -53,7 +53,7 @@ static int env_up(env *e, const char *name, int threshold, int cooldown_ms, int 
   char url[128];
   snprintf(url, sizeof url, "http://127.0.0.1:%d", e->fake.public_port);
   set(&e->cfg.warp_base_url, url);
-  snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/token", e->fake.public_port);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", e->fake.public_port);
   set(&e->cfg.securetoken_url, url);
   snprintf(e->db, sizeof e->db, "/tmp/w2a-test-pool-%d/%s.db", (int)getpid(), name);
   set(&e->cfg.database_path, e->db);
@@ -316,7 +316,6 @@ static void test_quota_block_5xx(void) {
   a = get_account(&e, q);
   T_EQ_INT(a.state, W2A_ST_BLOCKED);
   w2a_account_clear(&a);
-  T_CHECK(w2a_pool_usable_count(e.pool) == 0 || 1);
   env_down(&e);
 }
 
@@ -332,8 +331,8 @@ static void test_refresh_cap(void) {
   for (int i = 0; i < 30; i++)
     w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t);
   run_for(&e, 1500);
-  /* the bucket starts with one token and refills at one a second */
-  T_CHECK(e.fake.st.refreshes >= 1 && e.fake.st.refreshes <= 3);
+  /* the bucket starts full (a quarter minute's worth: 15) and refills at one a second */
+  T_CHECK(e.fake.st.refreshes >= 15 && e.fake.st.refreshes <= 17);
   T_CHECK(t.done < 30);
   env_down(&e); /* waiting acquires are answered with an error at close */
   T_EQ_INT(t.done, 30);
