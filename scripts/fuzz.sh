@@ -3,7 +3,7 @@
 # corpus in fuzz/corpus/<target>/ (copied, so the repo stays clean). Fails on the first
 # crash, leak or sanitizer report; the reproducer is left in the work directory.
 set -euo pipefail
-build=${1:?usage: fuzz.sh BUILD_DIR SECONDS}
+build=$(cd "${1:?usage: fuzz.sh BUILD_DIR SECONDS}" && pwd)
 secs=${2:-60}
 src=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
