@@ -109,10 +109,6 @@ int w2a_cli_serve(int argc, char **argv, w2a_config *cfg, int gateway, int pool)
   s.sigterm.data = s.sigint.data = &s;
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
   uv_signal_start(&s.sigint, on_signal, SIGINT);
-  if (s.admin)
-    W2A_INFO("account pool admin API on http://%s:%d", cfg->pool_host, w2a_admin_port(s.admin));
-  if (s.gw)
-    W2A_INFO("gateway on http://%s:%d/v1", cfg->host, w2a_gateway_port(s.gw));
   uv_run(&s.loop, UV_RUN_DEFAULT);
   rc = 0;
   goto out;
