@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "fakewarp/scenario.h"
 #include "proto/sse.h"
+#include "proto/structjson.h"
 
 typedef Warp__MultiAgent__V1__ResponseEvent Event;
 typedef Warp__MultiAgent__V1__ClientAction Action;
@@ -254,85 +255,10 @@ int w2a_fake_ev_agent(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char
   return rc;
 }
 
-/* ---- JSON → google.protobuf.Struct ------------------------------------------------ */
-
-static Google__Protobuf__Value *value_from_json(json_object *j, int depth);
-
-static Google__Protobuf__Struct *struct_from_obj(json_object *j, int depth) {
-  Google__Protobuf__Struct *s = malloc(sizeof *s);
-  if (!s) return NULL;
-  google__protobuf__struct__init(s);
-  size_t n = (size_t)json_object_object_length(j);
-  if (n) {
-    s->fields = calloc(n, sizeof *s->fields);
-    if (!s->fields) goto fail;
-  }
-  json_object_object_foreach(j, k, v) {
-    Google__Protobuf__Struct__FieldsEntry *e = malloc(sizeof *e);
-    if (!e) goto fail;
-    google__protobuf__struct__fields_entry__init(e);
-    s->fields[s->n_fields++] = e;
-    if (!(e->key = strdup(k)) || !(e->value = value_from_json(v, depth + 1))) goto fail;
-  }
-  return s;
-fail:
-  protobuf_c_message_free_unpacked(&s->base, NULL);
-  return NULL;
-}
-
-static Google__Protobuf__Value *value_from_json(json_object *j, int depth) {
-  if (depth > 32) return NULL;
-  Google__Protobuf__Value *v = malloc(sizeof *v);
-  if (!v) return NULL;
-  google__protobuf__value__init(v);
-  switch (json_object_get_type(j)) {
-  case json_type_null:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
-    v->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
-    break;
-  case json_type_boolean:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
-    v->bool_value = json_object_get_boolean(j);
-    break;
-  case json_type_int:
-  case json_type_double:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
-    v->number_value = json_object_get_double(j);
-    break;
-  case json_type_string:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-    if (!(v->string_value = strdup(json_object_get_string(j)))) goto fail;
-    break;
-  case json_type_object:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
-    if (!(v->struct_value = struct_from_obj(j, depth))) goto fail;
-    break;
-  case json_type_array: {
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
-    Google__Protobuf__ListValue *l = malloc(sizeof *l);
-    if (!l) goto fail;
-    google__protobuf__list_value__init(l);
-    v->list_value = l;
-    size_t n = json_object_array_length(j);
-    if (n && !(l->values = calloc(n, sizeof *l->values))) goto fail;
-    for (size_t i = 0; i < n; i++) {
-      Google__Protobuf__Value *e = value_from_json(json_object_array_get_idx(j, i), depth + 1);
-      if (!e) goto fail;
-      l->values[l->n_values++] = e;
-    }
-    break;
-  }
-  }
-  return v;
-fail:
-  protobuf_c_message_free_unpacked(&v->base, NULL);
-  return NULL;
-}
-
 Google__Protobuf__Struct *w2a_fake_struct_from_json(const char *json) {
   json_object *j = json_tokener_parse(json);
   Google__Protobuf__Struct *s = NULL;
-  if (j && json_object_is_type(j, json_type_object)) s = struct_from_obj(j, 0);
+  if (j) w2a_struct_from_json(j, NULL, 0, &s, NULL);
   json_object_put(j);
   return s;
 }

@@ -30,6 +30,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "gateway/map_response.h"
+#include "proto/structjson.h"
 #include "request.pb-c.h"
 #include "task.pb-c.h"
 
@@ -136,80 +137,17 @@ static int push(mr *m, void ***arr, size_t *n, void *item) {
 
 /* ---- JSON → google.protobuf.Struct --------------------------------------------- */
 
-static PbStruct *j2s(mr *m, json_object *o, int depth, const char *path);
+static void *arena_alloc(void *m, size_t n) { return az(m, n); }
+static void arena_keep(void *m, void *p) { (void)m, (void)p; } /* dropped with the arena */
 
-static PbValue *j2v(mr *m, json_object *j, int depth, const char *path) {
-  static const PbValue vinit = GOOGLE__PROTOBUF__VALUE__INIT;
-  PbValue *v = NEW(m, PbValue, vinit);
-  if (!v) return NULL;
-  if (depth > m->max_depth) {
+/* The object o as a Struct in the arena; NULL when too deep (m->e filled, naming path)
+ * or out of memory (m->oom set). */
+static PbStruct *j2s(mr *m, json_object *o, const char *path) {
+  ProtobufCAllocator a = {.alloc = arena_alloc, .free = arena_keep, .allocator_data = m};
+  PbStruct *s;
+  if (w2a_struct_from_json(o, &a, m->max_depth, &s, NULL) == W2A_ETOOBIG)
     w2a_gw_errorf(m->e, W2A_GWE_BAD_REQUEST, path, "%s: JSON nested deeper than %d levels", path,
                   m->max_depth);
-    return NULL;
-  }
-  switch (json_object_get_type(j)) {
-  case json_type_null:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
-    v->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
-    break;
-  case json_type_boolean:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
-    v->bool_value = json_object_get_boolean(j);
-    break;
-  case json_type_int:
-  case json_type_double:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
-    v->number_value = json_object_get_double(j);
-    break;
-  case json_type_string:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-    v->string_value = sdup(m, json_object_get_string(j), json_object_get_string_len(j));
-    if (!v->string_value) return NULL;
-    break;
-  case json_type_object:
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
-    if (!(v->struct_value = j2s(m, j, depth + 1, path))) return NULL;
-    break;
-  case json_type_array: {
-    static const Google__Protobuf__ListValue linit = GOOGLE__PROTOBUF__LIST_VALUE__INIT;
-    Google__Protobuf__ListValue *l = NEW(m, Google__Protobuf__ListValue, linit);
-    size_t i, n = json_object_array_length(j);
-    if (!l) return NULL;
-    l->values = az(m, (n ? n : 1) * sizeof *l->values);
-    if (!l->values) return NULL;
-    for (i = 0; i < n; i++)
-      if (!(l->values[i] = j2v(m, json_object_array_get_idx(j, i), depth + 1, path))) return NULL;
-    l->n_values = n;
-    v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
-    v->list_value = l;
-    break;
-  }
-  }
-  return v;
-}
-
-static PbStruct *j2s(mr *m, json_object *o, int depth, const char *path) {
-  static const PbStruct sinit = GOOGLE__PROTOBUF__STRUCT__INIT;
-  static const Google__Protobuf__Struct__FieldsEntry finit =
-      GOOGLE__PROTOBUF__STRUCT__FIELDS_ENTRY__INIT;
-  PbStruct *s = NEW(m, PbStruct, sinit);
-  size_t n = 0;
-  if (!s) return NULL;
-  if (depth > m->max_depth) {
-    w2a_gw_errorf(m->e, W2A_GWE_BAD_REQUEST, path, "%s: JSON nested deeper than %d levels", path,
-                  m->max_depth);
-    return NULL;
-  }
-  s->fields = az(m, (json_object_object_length(o) + 1) * sizeof *s->fields);
-  if (!s->fields) return NULL;
-  json_object_object_foreach(o, key, val) {
-    Google__Protobuf__Struct__FieldsEntry *fe =
-        NEW(m, Google__Protobuf__Struct__FieldsEntry, finit);
-    if (!fe || !(fe->key = sdupz(m, key))) return NULL;
-    if (!(fe->value = j2v(m, val, depth + 1, path))) return NULL;
-    s->fields[n++] = fe;
-  }
-  s->n_fields = n;
   return s;
 }
 
@@ -446,7 +384,7 @@ static int hist_assistant(mr *m, Warp__MultiAgent__V1__Task *task, json_object *
       json_object_put(args);
       return W2A_ENOMEM;
     }
-    c->args = j2s(m, args, 1, p);
+    c->args = j2s(m, args, p);
     json_object_put(args);
     if (!c->args) return m->oom ? W2A_ENOMEM : W2A_EINVAL;
     t->tool_case = WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__TOOL_CALL_MCP_TOOL;
@@ -577,11 +515,11 @@ static int map_tools(mr *m, const w2a_gw_chat *c, Req *rq) {
        * are meaningful in JSON Schema and are kept (spec §7 item 7). */
       const char *js = json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN);
       count_text(m, js, strlen(js));
-      if (!(mt->input_schema = j2s(m, params, 1, p))) return m->oom ? W2A_ENOMEM : W2A_EINVAL;
+      if (!(mt->input_schema = j2s(m, params, p))) return m->oom ? W2A_ENOMEM : W2A_EINVAL;
     } else {
       /* No parameters: an explicit empty object schema, which MCP requires. */
       json_object *o = json_tokener_parse("{\"type\":\"object\",\"properties\":{}}");
-      mt->input_schema = o ? j2s(m, o, 1, p) : NULL;
+      mt->input_schema = o ? j2s(m, o, p) : NULL;
       json_object_put(o);
       if (!mt->input_schema) return W2A_ENOMEM;
     }
