@@ -17,6 +17,8 @@
 #include "proto/events.h"
 #include "proto/sse.h"
 
+#include "../tests/unit/fixtures.h"
+
 enum { MODE_DECODE, MODE_UNPACK, MODE_FULL };
 
 typedef struct ctx {
@@ -85,26 +87,14 @@ int main(int argc, char **argv) {
     fputs("usage: bench_sse [COPIES] [RUNS(1-99)]\n", stderr);
     return 2;
   }
-  char path[4096];
-  const char *src = getenv("W2A_SRC"), *fx = getenv("W2A_FIXTURES");
-  if (fx)
-    snprintf(path, sizeof path, "%s/turn1-response.sse", fx);
-  else if (src)
-    snprintf(path, sizeof path, "%s/../shared/fixtures/warp-capture/turn1-response.sse", src);
-  else
-    snprintf(path, sizeof path, "/work/shared/fixtures/warp-capture/turn1-response.sse");
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    return 1;
-  }
-  char one[65536];
-  size_t on = fread(one, 1, sizeof one, f);
-  fclose(f);
+  size_t on;
+  char *one = fx_read("turn1-response.sse", &on);
+  if (!one) return 1;
   w2a_buf all;
   w2a_buf_init(&all, 0);
   for (size_t i = 0; i < copies; i++)
     if (w2a_buf_append(&all, one, on)) return 1;
+  free(one);
 
   static const char *const names[] = {"decode (SSE+base64)", "decode+unpack",
                                       "decode+unpack+events"};

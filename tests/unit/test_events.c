@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "fixtures.h"
 #include "proto/events.h"
 #include "proto/pbjson.h"
 #include "proto/sse.h"
@@ -19,30 +20,6 @@ typedef Warp__MultiAgent__V1__ResponseEvent RespEv;
 typedef Warp__MultiAgent__V1__Message Msg;
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static char *read_capture(size_t *n) {
-  char path[4096];
-  const char *src = getenv("W2A_SRC"), *fx = getenv("W2A_FIXTURES");
-  if (fx)
-    snprintf(path, sizeof path, "%s/turn1-response.sse", fx);
-  else if (src)
-    snprintf(path, sizeof path, "%s/../shared/fixtures/warp-capture/turn1-response.sse", src);
-  else
-    snprintf(path, sizeof path, "/work/shared/fixtures/warp-capture/turn1-response.sse");
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "cannot open %s\n", path);
-    exit(1);
-  }
-  w2a_buf b;
-  w2a_buf_init(&b, 0);
-  char tmp[4096];
-  size_t r;
-  while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-    w2a_buf_append(&b, tmp, r);
-  fclose(f);
-  return w2a_buf_steal(&b, n);
-}
 
 /* Unknown fields in m and every message below it, walking the descriptors. */
 static size_t count_unknown(const ProtobufCMessage *m) {
@@ -134,7 +111,9 @@ static int on_sse(void *ud, const w2a_sse_event *ev) {
 
 static void test_capture(void) {
   size_t n;
-  char *cap = read_capture(&n);
+  char *cap = fx_read("turn1-response.sse", &n);
+  T_CHECK(cap != NULL);
+  if (!cap) return;
   cap_ctx c;
   memset(&c, 0, sizeof c);
   w2a_events_opts o = {.accumulate_max = 1 << 20};

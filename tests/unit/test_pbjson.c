@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/b64.h"
+#include "fixtures.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "proto/pbjson.h"
 #include "proto/registry.h"
@@ -17,24 +18,6 @@
 
 #define REQ (&warp__multi_agent__v1__request__descriptor)
 #define EVT (&warp__multi_agent__v1__response_event__descriptor)
-
-static char *slurp(const char *name, size_t *len) {
-  const char *dirs[2] = {getenv("W2A_SRC"), getenv("W2A_FIXTURES")};
-  char path[1024];
-  for (int i = 0; i < 2; i++) {
-    if (!dirs[i]) continue;
-    snprintf(path, sizeof path, i == 0 ? "%s/../shared/fixtures/warp-capture/%s" : "%s/%s", dirs[i],
-             name);
-    FILE *f = fopen(path, "rb");
-    if (!f) continue;
-    char *buf = malloc(1 << 20);
-    *len = fread(buf, 1, 1 << 20, f);
-    fclose(f);
-    return buf;
-  }
-  fprintf(stderr, "fixture %s not found (set W2A_SRC or W2A_FIXTURES)\n", name);
-  return NULL;
-}
 
 /* bytes -> JSON (NUL-terminated, caller frees), or NULL with the error printed. */
 static char *to_json(const ProtobufCMessageDescriptor *d, const void *p, size_t n,
@@ -115,7 +98,7 @@ static void test_registry(void) {
 
 static void test_capture_request(void) {
   size_t len = 0;
-  char *bin = slurp("turn1-request.bin", &len);
+  char *bin = fx_read("turn1-request.bin", &len);
   T_CHECK(bin != NULL);
   if (!bin) return;
   T_EQ_INT(len, 300);
@@ -176,7 +159,7 @@ static void test_capture_request(void) {
  * protoc write in field-number order. The JSON equality is the meaningful check.) */
 static void test_capture_events(void) {
   size_t len = 0;
-  char *sse = slurp("turn1-response.sse", &len);
+  char *sse = fx_read("turn1-response.sse", &len);
   T_CHECK(sse != NULL);
   if (!sse) return;
   sse[len] = 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "proto/pbjson.h"
 #include "proto/registry.h"
 #include "request.pb-c.h"
@@ -13,24 +14,6 @@
 #include "t.h"
 
 #define REQ (&warp__multi_agent__v1__request__descriptor)
-
-static char *slurp(const char *name, size_t *len) {
-  const char *dirs[2] = {getenv("W2A_SRC"), getenv("W2A_FIXTURES")};
-  char path[1024];
-  for (int i = 0; i < 2; i++) {
-    if (!dirs[i]) continue;
-    snprintf(path, sizeof path, i == 0 ? "%s/../shared/fixtures/warp-capture/%s" : "%s/%s", dirs[i],
-             name);
-    FILE *f = fopen(path, "rb");
-    if (!f) continue;
-    char *buf = malloc(1 << 20);
-    *len = fread(buf, 1, 1 << 20, f);
-    fclose(f);
-    return buf;
-  }
-  fprintf(stderr, "fixture %s not found (set W2A_SRC or W2A_FIXTURES)\n", name);
-  return NULL;
-}
 
 /* Decode and expect failure with `want` in the message. */
 static void pb_bad(const ProtobufCMessageDescriptor *d, const void *p, size_t n, const char *want) {
@@ -67,7 +50,7 @@ static void js_bad(const ProtobufCMessageDescriptor *d, const char *js, const ch
 
 static void test_prefixes(void) {
   size_t len = 0;
-  char *bin = slurp("turn1-request.bin", &len);
+  char *bin = fx_read("turn1-request.bin", &len);
   T_CHECK(bin != NULL);
   if (!bin) return;
   int ok = 0, bad = 0, named = 1;
@@ -328,7 +311,7 @@ static void test_json_errors(void) {
  * cases: a Value with no kind prints as null, unknown fields inside well-known types). */
 static void test_mutations(void) {
   size_t len = 0;
-  char *bin = slurp("turn1-request.bin", &len);
+  char *bin = fx_read("turn1-request.bin", &len);
   if (!bin) return;
   uint64_t s = 0x9e3779b97f4a7c15ull;
   int accepted = 0, agree = 1, stable = 1, exact = 0;

@@ -10,34 +10,11 @@
 
 #include "common/b64.h"
 #include "common/buf.h"
+#include "fixtures.h"
 #include "proto/sse.h"
 #include "t.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static char *read_capture(size_t *n) {
-  char path[4096];
-  const char *src = getenv("W2A_SRC"), *fx = getenv("W2A_FIXTURES");
-  if (fx)
-    snprintf(path, sizeof path, "%s/turn1-response.sse", fx);
-  else if (src)
-    snprintf(path, sizeof path, "%s/../shared/fixtures/warp-capture/turn1-response.sse", src);
-  else
-    snprintf(path, sizeof path, "/work/shared/fixtures/warp-capture/turn1-response.sse");
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "cannot open %s\n", path);
-    exit(1);
-  }
-  w2a_buf b;
-  w2a_buf_init(&b, 0);
-  char tmp[4096];
-  size_t r;
-  while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-    w2a_buf_append(&b, tmp, r);
-  fclose(f);
-  return w2a_buf_steal(&b, n);
-}
 
 /* Every event becomes a record in a transcript, so two decodings compare with memcmp. */
 typedef struct rec {
@@ -692,7 +669,7 @@ static void test_encoder(void) {
 }
 
 int main(void) {
-  cap = read_capture(&cap_n);
+  if (!(cap = fx_read("turn1-response.sse", &cap_n))) return 1;
   T_EQ_INT(cap_n, 3245);
   T_RUN(test_capture_whole);
   T_RUN(test_capture_splits);

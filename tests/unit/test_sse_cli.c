@@ -9,24 +9,11 @@
 
 #include "cli/cli.h"
 #include "common/buf.h"
+#include "fixtures.h"
 #include "t.h"
 
 static char fixture[4096];
 static char dir[] = "/tmp/w2a-test-sse-cli-XXXXXX";
-
-static char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  w2a_buf b;
-  w2a_buf_init(&b, 0);
-  char tmp[4096];
-  size_t r;
-  while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-    w2a_buf_append(&b, tmp, r);
-  fclose(f);
-  w2a_buf_puts(&b, "");
-  return w2a_buf_steal(&b, n);
-}
 
 static void spit(const char *path, const char *p, size_t n) {
   FILE *f = fopen(path, "wb");
@@ -58,8 +45,8 @@ static int run(const char *in, const char *const *args, size_t nargs, char **out
   int st = 0;
   waitpid(pid, &st, 0);
   size_t n;
-  *out = slurp(po, &n);
-  *err = slurp(pe, &n);
+  *out = fx_slurp(po, &n);
+  *err = fx_slurp(pe, &n);
   if (strstr(*err, "not built yet"))
     fprintf(stderr, "decode-stream reached a stub: a weak placeholder of "
                     "w2a_cli_proto_decode_stream (cli_proto.c) is linked instead of "
@@ -117,7 +104,7 @@ static void test_capture(void) {
 
 static void test_bad_input(void) {
   size_t n;
-  char *cap = slurp(fixture, &n);
+  char *cap = fx_slurp(fixture, &n);
   char path[4200], *out, *err;
   snprintf(path, sizeof path, "%s/bad.sse", dir);
   const char *args[] = {path};
@@ -177,13 +164,7 @@ static void test_bad_input(void) {
 }
 
 int main(void) {
-  const char *src = getenv("W2A_SRC"), *fx = getenv("W2A_FIXTURES");
-  if (fx)
-    snprintf(fixture, sizeof fixture, "%s/turn1-response.sse", fx);
-  else if (src)
-    snprintf(fixture, sizeof fixture, "%s/../shared/fixtures/warp-capture/turn1-response.sse", src);
-  else
-    snprintf(fixture, sizeof fixture, "/work/shared/fixtures/warp-capture/turn1-response.sse");
+  fx_path("turn1-response.sse", fixture, sizeof fixture);
   if (!mkdtemp(dir)) return 1;
   T_RUN(test_capture);
   T_RUN(test_bad_input);
