@@ -25,8 +25,10 @@
 # Release build only (an ASan build would say nothing about RSS or CPU).
 #
 # Tunables (environment): RUNS=3 LAT_N=3000 WRK_SECONDS=10 WRK_CONNS=50 STREAMS=1000
-# STREAM_EVENTS=20000 PACED_EVENTS=2000 ACCOUNTS=8.
+# STREAM_EVENTS=20000 PACED_EVENTS=2000 ACCOUNTS=8 DB_DIR=(the temp dir; the pool's
+# SQLite file, on disk like production; a tmpfs here shows what fsync costs).
 set -euo pipefail
+ulimit -n 65536 2>/dev/null || true
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR [RESULT_FILE]}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,7 +117,11 @@ FW=http://127.0.0.1:$FW_PORT
 # ---- the gateway on the proxy core -----------------------------------------------------------
 GW_PORT=$(free_port)
 POOL_PORT=$(free_port)
-export W2A_ENV_FILE=/dev/null DATABASE_PATH="$TMP/accounts.db" WARP_BASE_URL="$FW" \
+DB_DIR=${DB_DIR:-$TMP}
+DB_FILE=$(mktemp -u "$DB_DIR/w2a-gwbench.XXXXXX.db")
+cleanup_db() { rm -f "$DB_FILE" "$DB_FILE-wal" "$DB_FILE-shm"; }
+trap 'cleanup; cleanup_db' EXIT
+export W2A_ENV_FILE=/dev/null DATABASE_PATH="$DB_FILE" WARP_BASE_URL="$FW" \
   FIREBASE_SECURETOKEN_URL="$FW" FIREBASE_IDENTITY_URL="$FW" PORT="$GW_PORT" \
   POOL_SERVICE_PORT="$POOL_PORT" LOG_LEVEL=warning
 "$BUILD/warp2api" accounts import "$TMP/accounts.jsonl" >/dev/null
@@ -134,6 +140,8 @@ IDLE_RSS=()
 start_gw
 sleep 1
 IDLE_RSS+=("$(status_kb "$GW_PID" VmRSS)")
+IDLE_ANON=$(status_kb "$GW_PID" RssAnon)
+IDLE_PSS=$(awk '/^Pss:/ {print $2}' /proc/"$GW_PID"/smaps_rollup)
 
 # ---- nginx on the proxy core ---------------------------------------------------------------
 NG_PORT=$(free_port)
@@ -147,6 +155,7 @@ PIDS+=("$NG_MASTER")
 wait_http "http://127.0.0.1:$NG_PORT/_fakewarp/health"
 NG_PID=$(cat /proc/"$NG_MASTER"/task/*/children | awk '{print $1}')
 [[ -n "$NG_PID" ]] || { echo "gateway_bench: no nginx worker" >&2; exit 1; }
+NG_IDLE_KB=$(status_kb "$NG_PID" VmRSS)
 
 # ---- requests: the gateway's own upstream request, replayed directly and through nginx ------
 chat() { # chat QUERY STREAM(true|false) -> JSON body
@@ -285,29 +294,33 @@ wrk_run() { # wrk_run PATH -> "req/s proxy_cpu_share fakewarp_cpu_share"
     export WRK_BODY_FILE=$TMP/short.json WRK_PATH=/v1/chat/completions WRK_CTYPE=application/json
     export WRK_AUTH="" WRK_ACCEPT="*/*" WRK_HEADERS=""
   fi
+  local m0 m1
   c0=$(cpu_ns "$pid") f0=$(cpu_ns "$FW_PID") t0=$(date +%s%N)
+  read -r m0 _ </proc/"$pid"/schedstat
   out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$WRK_CONNS" -d"${WRK_SECONDS}s" \
     -s "$SRC/bench/gateway_wrk.lua" "http://127.0.0.1:$port")
   c1=$(cpu_ns "$pid") f1=$(cpu_ns "$FW_PID") t1=$(date +%s%N)
+  read -r m1 _ </proc/"$pid"/schedstat
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   [[ -z "$non2xx" ]] || say "  WARNING: $non2xx non-2xx answers from $1"
-  awk -v r="$rps" -v c=$((c1 - c0)) -v f=$((f1 - f0)) -v t=$((t1 - t0)) \
-    'BEGIN {printf "%s %.2f %.2f %.1f\n", r, c/t, f/t, c/1000/(r*t/1e9)}'
+  awk -v r="$rps" -v c=$((c1 - c0)) -v f=$((f1 - f0)) -v t=$((t1 - t0)) -v m=$((m1 - m0)) \
+    'BEGIN {n = r*t/1e9; printf "%s %.2f %.2f %.1f %.1f\n", r, c/t, f/t, c/1000/n, m/1000/n}'
 }
 say "throughput: wrk -t1 -c$WRK_CONNS -d${WRK_SECONDS}s, $RUNS runs per path"
-declare -A RPS CPUSH FWSH USREQ
+declare -A RPS CPUSH FWSH USREQ USMAIN
 for r in $(seq "$RUNS"); do
   for path in nginx gw; do
-    read -r rps sh fsh usr < <(wrk_run "$path")
-    say "  run $r $path: $rps req/s, proxy core busy $sh, fakewarp core share $fsh, $usr us CPU/request"
-    RPS[$path]+="$rps " CPUSH[$path]+="$sh " FWSH[$path]+="$fsh " USREQ[$path]+="$usr "
+    read -r rps sh fsh usr usm < <(wrk_run "$path")
+    say "  run $r $path: $rps req/s, proxy core busy $sh, fakewarp core share $fsh, $usr us CPU/request ($usm us in the main thread)"
+    RPS[$path]+="$rps " CPUSH[$path]+="$sh " FWSH[$path]+="$fsh " USREQ[$path]+="$usr " USMAIN[$path]+="$usm "
   done
 done
 # shellcheck disable=SC2086
 {
   RPS_NG=$(median ${RPS[nginx]}) RPS_GW=$(median ${RPS[gw]})
   SH_GW=$(median ${CPUSH[gw]}) FWSH_GW=$(median ${FWSH[gw]}) US_GW=$(median ${USREQ[gw]})
+  USM_GW=$(median ${USMAIN[gw]})
   SH_NG=$(median ${CPUSH[nginx]}) US_NG=$(median ${USREQ[nginx]})
 }
 
@@ -374,11 +387,13 @@ V_IDLE=$(verdict "$IDLE_KB" 10240)
   echo "| CPU per event ≤ 2× nginx, burst stream | $CPU_B_GW ns/event (${RATIO_B}×) | $CPU_B_NG ns/event | $V_CPUB |"
   echo "| ≥ 10,000 short completions/s on one core | $(fmt "$RPS_GW" 0) req/s (core 0 busy $(fmt "$SH_GW" 2), $US_GW µs CPU/request) | $(fmt "$RPS_NG" 0) req/s ($US_NG µs CPU/request) | $V_RPS |"
   echo "| $STREAMS concurrent streams ≤ 64 MiB RSS | $(MIB "$PEAK_KB") MiB (VmHWM) | $(MIB "$NG_PEAK_KB") MiB (worker) | $V_STREAMS |"
-  echo "| idle RSS ≤ 10 MiB | $(MIB "$IDLE_KB") MiB | – | $V_IDLE |"
+  echo "| idle RSS ≤ 10 MiB | $(MIB "$IDLE_KB") MiB (anon $(MIB "$IDLE_ANON"), PSS $(MIB "$IDLE_PSS")) | $(MIB "$NG_IDLE_KB") MiB (worker) | $V_IDLE |"
   echo
   echo "Details: latency p50/p99 in µs, direct $LAT_DIRECT_50/$LAT_DIRECT_99, nginx $LAT_NG_50/$LAT_NG_99,"
   echo "gateway $LAT_GW_50/$LAT_GW_99 ($LAT_N requests per run after 300 warm-up);"
   echo "paced stream $PACED_EVENTS text events 1 ms apart, burst stream $STREAM_EVENTS text events;"
-  echo "wrk -t1 -c$WRK_CONNS -d${WRK_SECONDS}s; fakewarp's share of core 1 during the gateway's wrk run: $FWSH_GW;"
+  echo "wrk -t1 -c$WRK_CONNS -d${WRK_SECONDS}s; gateway CPU per request $US_GW µs, of which $USM_GW µs on the event-loop"
+  echo "thread (the rest: the pool's SQLite worker); one core at that cost: $(awk -v u="$US_GW" 'BEGIN {printf "%.0f", 1e6/u}') req/s;"
+  echo "fakewarp's share of core 1 during the gateway's wrk run: $FWSH_GW;"
   echo "idle RSS samples (kB): ${IDLE_RSS[*]}; gateway VmHWM with $STREAMS streams (kB): ${GW_HWM[*]}."
 } | tee "$RESULT"
