@@ -17,9 +17,11 @@
  * copies), so nothing is copied twice and nothing outlives the call. */
 #include "proto/pbjson.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +83,28 @@ static void arena_free(arena *a) {
     free(c);
   }
   a->head = NULL;
+}
+
+/* A point to roll the arena back to: what a failed attempt allocated is given back, so
+ * the fallback after it has the whole cap to itself. */
+typedef struct amark {
+  chunk *head;
+  size_t used, total;
+} amark;
+
+static amark arena_mark(const arena *a) {
+  amark m = {a->head, a->head ? a->head->used : 0, a->total};
+  return m;
+}
+
+static void arena_release(arena *a, amark m) {
+  while (a->head != m.head) {
+    chunk *n = a->head->next;
+    free(a->head);
+    a->head = n;
+  }
+  if (a->head) a->head->used = m.used;
+  a->total = m.total;
 }
 
 static void *pa_alloc(void *data, size_t n) { return arena_alloc(data, n); }
@@ -439,8 +463,8 @@ static int scan_msg(scan *s, const ProtobufCMessageDescriptor *d, const uint8_t 
   return 0;
 }
 
-int w2a_pbjson_validate_ex(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
-                           const w2a_pbjson_opts *oin, w2a_err *err) {
+int w2a_pbjson_validate_ref(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                            const w2a_pbjson_opts *oin, w2a_err *err) {
   w2a_pbjson_opts o;
   opts_resolve(oin, &o);
   if (len > o.max_input)
@@ -450,19 +474,6 @@ int w2a_pbjson_validate_ex(const ProtobufCMessageDescriptor *d, const uint8_t *b
   if (!buf) buf = (const uint8_t *)"";
   s.base = buf;
   return scan_msg(&s, d, buf, buf + len, struct_family(d) ? 0 : 1, is_value(d) ? 1 : 0);
-}
-
-int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
-                        w2a_err *err) {
-  return w2a_pbjson_validate_ex(d, buf, len, NULL, err);
-}
-
-ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
-                                    size_t len, w2a_err *err) {
-  if (w2a_pbjson_validate(d, buf, len, err)) return NULL;
-  ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
-  if (!m) w2a_errf(err, W2A_ENOMEM, "protobuf-c could not unpack %s (out of memory?)", d->name);
-  return m;
 }
 
 /* ---- 3. emitter ---------------------------------------------------------------------- */
@@ -602,8 +613,7 @@ static void close_(emitter *e, char c, int first) {
   putc_(e, c);
 }
 
-static void key(emitter *e, const char *k) {
-  size_t n = strlen(k);
+static void keyn(emitter *e, const char *k, size_t n) {
   w2a_buf *b = e->b;
   if (!e->rc && !e->o->pretty && n + 3 < b->cap - b->len && n + 3 <= b->limit - b->len) {
     char *w = b->data + b->len;
@@ -622,6 +632,8 @@ static void key(emitter *e, const char *k) {
   else
     PUTS(e, "\":");
 }
+
+static void key(emitter *e, const char *k) { keyn(e, k, strlen(k)); }
 
 static char *fmt_u64(uint64_t v, char *end) {
   *--end = 0;
@@ -649,6 +661,56 @@ static void put_u64(emitter *e, uint64_t v, int quote) {
   put(e, p, n);
 }
 
+static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* What "%.15g" (P = 15; "%.6g", P = 6, for floats) prints for v when that reads back as v
+ * and is in fixed notation, without snprintf; 0 when v needs the general path. Why it
+ * agrees: a decimal D of at most P significant digits that reads back as v is the only
+ * one (DBL_DIG/FLT_DIG), v is within half an ulp of it, so rounding v to P digits gives
+ * D. D = m / 10^k is found with m < 10^P < 2^53 and 10^k exact, where one correctly
+ * rounded division is strtod's answer. */
+static size_t fmt_short_fixed(double v, int is_float, char *out) {
+  int P = is_float ? 6 : 15;
+  double av = v < 0 ? -v : v;
+  if (!(av >= 1e-4 && av < pow10_tab[P])) return 0; /* also 0 and NaN */
+  for (int k = 1; k <= P + 4; k++) {
+    double s = av * pow10_tab[k];
+    if (s >= pow10_tab[P]) return 0;
+    double m = (double)(uint64_t)(s + 0.5); /* 0 <= s < 1e15: floor(s + 0.5) */
+    if (m == 0) continue;
+    double back = m / pow10_tab[k];
+    if (is_float ? (float)back != (float)av : back != av) continue;
+    uint64_t mi = (uint64_t)m;
+    while (k > 0 && mi % 10 == 0)
+      mi /= 10, k--;
+    char dig[24], *d = fmt_u64(mi, dig + sizeof dig);
+    int nd = (int)(dig + sizeof dig - 1 - d);
+    if (nd - 1 - k < -4) return 0; /* %g would use an exponent */
+    char *w = out;
+    if (v < 0) *w++ = '-';
+    if (k >= nd) {
+      *w++ = '0';
+      *w++ = '.';
+      for (int z = 0; z < k - nd; z++)
+        *w++ = '0';
+      memcpy(w, d, (size_t)nd);
+      w += nd;
+    } else {
+      memcpy(w, d, (size_t)(nd - k));
+      w += nd - k;
+      if (k) {
+        *w++ = '.';
+        memcpy(w, d + nd - k, (size_t)k);
+        w += k;
+      }
+    }
+    return (size_t)(w - out);
+  }
+  return 0;
+}
+
 /* Shortest of %.{6,9}g (float) or %.{15,17}g (double) that reads back exactly, as
  * Google's SimpleFtoa/SimpleDtoa do. */
 static void put_double(emitter *e, double v, int is_float) {
@@ -660,6 +722,8 @@ static void put_double(emitter *e, double v, int is_float) {
       !(v == 0 && signbit(v)))
     return put_i64(e, (int64_t)v, 0);
   char tmp[40];
+  size_t fl = fmt_short_fixed(v, is_float, tmp);
+  if (fl) return put(e, tmp, fl);
   int n;
   if (is_float) {
     n = snprintf(tmp, sizeof tmp, "%.*g", FLT_DIG, v);
@@ -980,28 +1044,31 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 #define TS_MIN (-62135596800LL) /* 0001-01-01T00:00:00Z */
 #define TS_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
 
-static int emit_timestamp(emitter *e, const Google__Protobuf__Timestamp *t) {
-  if (t->seconds < TS_MIN || t->seconds > TS_MAX || t->nanos < 0 || t->nanos > 999999999 ||
-      t->base.n_unknown_fields)
-    return 0; /* caller prints the object form, which keeps everything */
-  int64_t days = t->seconds >= 0 ? t->seconds / 86400 : -((-t->seconds + 86399) / 86400);
-  int64_t sod = t->seconds - days * 86400, y;
+/* 0 when out of range: the caller prints the object form, which keeps everything. */
+static int put_timestamp(emitter *e, int64_t seconds, int32_t nanos) {
+  if (seconds < TS_MIN || seconds > TS_MAX || nanos < 0 || nanos > 999999999) return 0;
+  int64_t days = seconds >= 0 ? seconds / 86400 : -((-seconds + 86399) / 86400);
+  int64_t sod = seconds - days * 86400, y;
   unsigned mo, d;
   civil_from_days(days, &y, &mo, &d);
   char tmp[48];
   int n = snprintf(tmp, sizeof tmp, "\"%04d-%02u-%02uT%02d:%02d:%02d", (int)y, mo, d,
                    (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
-  if (t->nanos) {
-    if (t->nanos % 1000000 == 0)
-      n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%03d", t->nanos / 1000000);
-    else if (t->nanos % 1000 == 0)
-      n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%06d", t->nanos / 1000);
+  if (nanos) {
+    if (nanos % 1000000 == 0)
+      n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%03d", nanos / 1000000);
+    else if (nanos % 1000 == 0)
+      n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%06d", nanos / 1000);
     else
-      n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%09d", t->nanos);
+      n += snprintf(tmp + n, sizeof tmp - (size_t)n, ".%09d", nanos);
   }
   n += snprintf(tmp + n, sizeof tmp - (size_t)n, "Z\"");
   put(e, tmp, (size_t)n);
   return 1;
+}
+
+static int emit_timestamp(emitter *e, const Google__Protobuf__Timestamp *t) {
+  return !t->base.n_unknown_fields && put_timestamp(e, t->seconds, t->nanos);
 }
 
 /* FieldMask as one string: "a_b.c,d" -> "aB.c,d". Input turns each capital X back into
@@ -1092,11 +1159,11 @@ int w2a_pbjson_msg_to_json(const ProtobufCMessage *m, const w2a_pbjson_opts *o, 
   return msg_to_json(m, o, out, err, 0);
 }
 
-int w2a_pbjson_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
-                       const w2a_pbjson_opts *oin, w2a_buf *out, w2a_err *err) {
+int w2a_pbjson_to_json_ref(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                           const w2a_pbjson_opts *oin, w2a_buf *out, w2a_err *err) {
   w2a_pbjson_opts o;
   opts_resolve(oin, &o);
-  int rc = w2a_pbjson_validate_ex(d, buf, len, &o, err);
+  int rc = w2a_pbjson_validate_ref(d, buf, len, &o, err);
   if (rc) return rc;
   arena a;
   arena_init(&a, arena_cap_for(len), len * 3);
@@ -1704,6 +1771,48 @@ static int j_unsigned(jctx *c, const jv *v, int bits, uint64_t *out) {
   return 0;
 }
 
+/* A JSON number (grammar already checked) with at most 2^53 as significand and a power
+ * of ten of at most 22 either way: one exact operand times or divided by another exact
+ * one, correctly rounded, which is what strtod returns (Clinger's fast path). 0: use
+ * strtod. */
+static int num_fast(const char *s, size_t n, double *out) {
+#if FLT_EVAL_METHOD == 0
+  size_t i = 0;
+  int neg = s[0] == '-', e10 = 0;
+  uint64_t m = 0;
+  i = (size_t)neg;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+    m = m * 10 + (uint64_t)(s[i] - '0');
+    if (m > (1ull << 53)) return 0;
+  }
+  if (i < n && s[i] == '.') {
+    for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+      m = m * 10 + (uint64_t)(s[i] - '0');
+      if (m > (1ull << 53)) return 0;
+      e10--;
+    }
+  }
+  if (i < n) { /* exponent */
+    i++;
+    int eneg = 0, x = 0;
+    if (s[i] == '+' || s[i] == '-') eneg = s[i++] == '-';
+    for (; i < n; i++) {
+      x = x * 10 + (s[i] - '0');
+      if (x > 1000) return 0;
+    }
+    e10 += eneg ? -x : x;
+  }
+  double d = (double)m;
+  if (m && (e10 < -22 || e10 > 22)) return 0;
+  if (m) d = e10 < 0 ? d / pow10_tab[-e10] : d * pow10_tab[e10];
+  *out = neg ? -d : d;
+  return 1;
+#else
+  (void)s, (void)n, (void)out;
+  return 0;
+#endif
+}
+
 static int j_double(jctx *c, const jv *v, int is_float, double *out) {
   const char *tn = is_float ? "float" : "double";
   char tmp[512];
@@ -1715,12 +1824,15 @@ static int j_double(jctx *c, const jv *v, int is_float, double *out) {
     return jfail(c, W2A_EINVAL, "expected %s, got %s", tn, jtype(v));
   }
   if (v->n == 0 || v->n >= sizeof tmp) return jfail(c, W2A_EINVAL, "not a valid %s", tn);
-  memcpy(tmp, v->u.s, v->n);
-  tmp[v->n] = 0;
-  char *endp;
-  double d = strtod(tmp, &endp);
-  if (*endp || endp == tmp || isspace((unsigned char)tmp[0]))
-    return jfail(c, W2A_EINVAL, "\"%.40s\" is not a valid %s", tmp, tn);
+  double d;
+  if (v->t != J_NUM || !num_fast(v->u.s, v->n, &d)) {
+    memcpy(tmp, v->u.s, v->n);
+    tmp[v->n] = 0;
+    char *endp;
+    d = strtod(tmp, &endp);
+    if (*endp || endp == tmp || isspace((unsigned char)tmp[0]))
+      return jfail(c, W2A_EINVAL, "\"%.40s\" is not a valid %s", tmp, tn);
+  }
   /* A float is in range when it rounds to a finite float (3.40282347e+38 prints FLT_MAX). */
   if (isinf(d) || (is_float && isinf((float)d)))
     return jfail(c, W2A_EINVAL, "%.40s out of range for %s", tmp, tn);
@@ -2076,10 +2188,8 @@ static int two(const char *s) {
                                                                     : -1;
 }
 
-/* RFC 3339: YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM). */
-static int build_timestamp(jctx *c, const jv *v, ProtobufCMessage **out) {
-  const char *s = v->u.s;
-  size_t n = v->n;
+/* RFC 3339: YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM), within 0001..9999. 0 or -1. */
+static int ts_parse(const char *s, size_t n, int64_t *secs_out, int32_t *nanos_out) {
   int64_t secs;
   int32_t nanos = 0;
   int Y1, Y2, M, D, h, mi, se;
@@ -2117,15 +2227,25 @@ static int build_timestamp(jctx *c, const jv *v, ProtobufCMessage **out) {
     goto bad;
   }
   if (i != n || secs < TS_MIN || secs > TS_MAX) goto bad;
+  *secs_out = secs;
+  *nanos_out = nanos;
+  return 0;
+bad:
+  return -1;
+}
+
+static int build_timestamp(jctx *c, const jv *v, ProtobufCMessage **out) {
+  int64_t secs;
+  int32_t nanos;
+  if (ts_parse(v->u.s, v->n, &secs, &nanos))
+    return jfail(c, W2A_EINVAL,
+                 "\"%.40s\" is not an RFC 3339 timestamp (e.g. 2026-01-14T08:15:00.123Z)", v->u.s);
   Google__Protobuf__Timestamp *t = new_msg(c, &google__protobuf__timestamp__descriptor);
   if (!t) return W2A_ETOOBIG;
   t->seconds = secs;
   t->nanos = nanos;
   *out = &t->base;
   return 0;
-bad:
-  return jfail(c, W2A_EINVAL,
-               "\"%.40s\" is not an RFC 3339 timestamp (e.g. 2026-01-14T08:15:00.123Z)", s);
 }
 
 static int build_field_mask(jctx *c, const jv *v, ProtobufCMessage **out) {
@@ -2220,6 +2340,1684 @@ out:
   return rc;
 }
 
+/* The JSON text as a tree in a; 0 or a syntax error naming the byte. */
+static int json_parse(const char *json, size_t len, const w2a_pbjson_opts *o, arena *a,
+                      w2a_err *err, jv *root) {
+  jparser P = {.p = json,
+               .start = json,
+               .end = json + len,
+               .a = a,
+               .err = err,
+               .max_depth = 2 * o->max_depth + o->struct_max_depth + 8};
+  int rc = 0;
+  jws(&P);
+  if (jvalue(&P, root)) {
+    rc = P.rc;
+    goto out;
+  }
+  jws(&P);
+  if (P.p != P.end) rc = jsyntax(&P, P.p, "unexpected data after the JSON value");
+out:
+  free(P.stk);
+  return rc;
+}
+
+/* The reference encoder: tree -> protobuf-c structs in a -> protobuf_c_message_pack. */
+static int build_and_pack(const ProtobufCMessageDescriptor *d, const jv *root,
+                          const w2a_pbjson_opts *o, arena *a, w2a_buf *out_bytes, w2a_err *err) {
+  jctx c = {.a = a, .err = err, .o = o, .path = "$", .plen = 1};
+  ProtobufCMessage *m = NULL;
+  int rc = build_msg(&c, d, root, &m);
+  if (rc) return rc;
+  size_t n = protobuf_c_message_get_packed_size(m);
+  if ((rc = w2a_buf_reserve(out_bytes, n)))
+    return w2a_errf(err, rc, "protobuf output of %zu bytes: %s", n, w2a_strerror(rc));
+  size_t w = protobuf_c_message_pack(m, (uint8_t *)out_bytes->data + out_bytes->len);
+  if (w != n) return w2a_errf(err, W2A_EINVAL, "protobuf-c packed %zu bytes, expected %zu", w, n);
+  out_bytes->len += n;
+  out_bytes->data[out_bytes->len] = 0;
+  return 0;
+}
+
+/* The tree costs ~2x the text; messages a few times more. */
+static void json_arena_init(arena *a, size_t len) {
+  arena_init(a, len > SIZE_MAX / 32 ? SIZE_MAX / 2 : len * 32 + (1u << 20), len * 4);
+}
+
+int w2a_pbjson_from_json_ref(const ProtobufCMessageDescriptor *d, const char *json, size_t len,
+                             const w2a_pbjson_opts *oin, w2a_buf *out_bytes, w2a_err *err) {
+  w2a_pbjson_opts o;
+  opts_resolve(oin, &o);
+  if (len > o.max_input)
+    return w2a_errf(err, W2A_ETOOBIG, "JSON input of %zu bytes exceeds the cap of %zu", len,
+                    o.max_input);
+  if (!json) json = "";
+  arena a;
+  json_arena_init(&a, len);
+  jv root;
+  int rc = json_parse(json, len, &o, &a, err, &root);
+  if (!rc) rc = build_and_pack(d, &root, &o, &a, out_bytes, err);
+  arena_free(&a);
+  return rc;
+}
+
+/* ---- 5. per-descriptor tables -------------------------------------------------------- */
+
+/* Built once for every message in the registry: field index by number and by name
+ * (proto and lowerCamelCase, one hash), oneof groups, pre-encoded tags, and the
+ * sub-message tables, so the fast paths below never search a descriptor. */
+
+enum { K_GENERIC, K_STRUCT, K_VALUE, K_LIST, K_TIMESTAMP, K_FIELDMASK };
+
+typedef struct dinfo dinfo;
+
+typedef struct finfo {
+  const ProtobufCFieldDescriptor *f;
+  const dinfo *sub;        /* message fields: the sub-message's table */
+  uint8_t type;            /* ProtobufCType */
+  uint8_t wt;              /* native wire type */
+  uint8_t repeated;        /* label REPEATED */
+  uint8_t packable;        /* repeated scalar: wire type 2 (packed) accepted too */
+  uint8_t packed;          /* written packed (PROTOBUF_C_FIELD_FLAG_PACKED) */
+  uint8_t is_map;          /* repeated map entry */
+  uint8_t dup_check;       /* singular non-oneof message: a second occurrence is refused */
+  uint8_t null_ok;         /* JSON null is a value (Value, NullValue), not "default" */
+  uint8_t tag_n, ptag_n;   /* lengths of tag and ptag */
+  uint8_t tag[5], ptag[5]; /* the tag with the native wire type, and with wire type 2 */
+  int16_t oneof;           /* oneof group, -1 for none */
+  uint16_t name_len;
+} finfo;
+
+typedef struct hent {
+  const char *k;
+  uint32_t klen;
+  int32_t idx;
+} hent;
+
+struct dinfo {
+  const ProtobufCMessageDescriptor *d;
+  uint8_t kind;   /* K_* */
+  uint8_t proto3; /* every label NONE or REPEATED and every sub-message has a table */
+  uint8_t family; /* struct_family(d) */
+  uint8_t value;  /* is_value(d) */
+  unsigned nf, ngroups;
+  finfo *fi;
+  uint32_t nnum;    /* by_num covers field numbers below this */
+  uint16_t *by_num; /* field number -> index + 1, 0 for none */
+  uint32_t hmask;   /* ht has hmask + 1 slots */
+  hent *ht;         /* proto names first, then lowerCamelCase names not already there */
+  uint16_t *gstart; /* members of oneof group g: gmem[gstart[g] .. gstart[g + 1]) */
+  uint16_t *gmem;
+  char *camel; /* storage for the lowerCamelCase names */
+};
+
+#define DI_MAX_NUM 1024
+
+static uint32_t fnv1a(const char *s, size_t n) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (uint8_t)s[i]) * 16777619u;
+  return h;
+}
+
+static void ht_put(dinfo *di, const char *k, size_t klen, int idx) {
+  for (uint32_t i = fnv1a(k, klen) & di->hmask;; i = (i + 1) & di->hmask) {
+    hent *h = &di->ht[i];
+    if (!h->k) {
+      h->k = k;
+      h->klen = (uint32_t)klen;
+      h->idx = idx;
+      return;
+    }
+    if (h->klen == klen && !memcmp(h->k, k, klen)) return; /* the earlier one wins */
+  }
+}
+
+static int ht_get(const dinfo *di, const char *k, size_t klen) {
+  for (uint32_t i = fnv1a(k, klen) & di->hmask;; i = (i + 1) & di->hmask) {
+    const hent *h = &di->ht[i];
+    if (!h->k) return -1;
+    if (h->klen == klen && !memcmp(h->k, k, klen)) return h->idx;
+  }
+}
+
+static uint8_t native_wt(ProtobufCType t) {
+  switch (t) {
+  case PROTOBUF_C_TYPE_FLOAT:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_SFIXED32: return 5;
+  case PROTOBUF_C_TYPE_DOUBLE:
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_SFIXED64: return 1;
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES:
+  case PROTOBUF_C_TYPE_MESSAGE: return 2;
+  default: return 0;
+  }
+}
+
+static void dinfo_free(dinfo *di) {
+  if (!di) return;
+  free(di->fi);
+  free(di->by_num);
+  free(di->ht);
+  free(di->gstart);
+  free(di->gmem);
+  free(di->camel);
+  free(di);
+}
+
+static dinfo *dinfo_new(const ProtobufCMessageDescriptor *d) {
+  unsigned nf = d->n_fields;
+  if (nf >= 0x7fff) return NULL;
+  dinfo *di = calloc(1, sizeof *di);
+  if (!di) return NULL;
+  di->d = d;
+  di->nf = nf;
+  di->kind = d == &google__protobuf__struct__descriptor       ? K_STRUCT
+             : d == &google__protobuf__value__descriptor      ? K_VALUE
+             : d == &google__protobuf__list_value__descriptor ? K_LIST
+             : d == &google__protobuf__timestamp__descriptor  ? K_TIMESTAMP
+             : d == &google__protobuf__field_mask__descriptor ? K_FIELDMASK
+                                                              : K_GENERIC;
+  di->family = (uint8_t)struct_family(d);
+  di->value = (uint8_t)is_value(d);
+  di->proto3 = 1;
+  uint32_t maxid = 0;
+  size_t names = 1;
+  for (unsigned i = 0; i < nf; i++) {
+    if (d->fields[i].id > maxid) maxid = d->fields[i].id;
+    names += strlen(d->fields[i].name) + 1;
+  }
+  di->nnum = maxid < DI_MAX_NUM ? maxid + 1 : DI_MAX_NUM;
+  uint32_t hs = 8;
+  while (hs < 4 * nf)
+    hs *= 2;
+  di->hmask = hs - 1;
+  di->fi = calloc(nf + 1, sizeof *di->fi);
+  di->by_num = calloc(di->nnum, sizeof *di->by_num);
+  di->ht = calloc(hs, sizeof *di->ht);
+  di->gstart = calloc(nf + 2, sizeof *di->gstart);
+  di->gmem = calloc(nf + 1, sizeof *di->gmem);
+  di->camel = malloc(names);
+  if (!di->fi || !di->by_num || !di->ht || !di->gstart || !di->gmem || !di->camel) {
+    dinfo_free(di);
+    return NULL;
+  }
+  for (unsigned i = 0; i < nf; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    finfo *F = &di->fi[i];
+    F->f = f;
+    F->type = (uint8_t)f->type;
+    F->wt = native_wt(f->type);
+    F->repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+    F->packable = F->repeated && f->type != PROTOBUF_C_TYPE_STRING &&
+                  f->type != PROTOBUF_C_TYPE_BYTES && f->type != PROTOBUF_C_TYPE_MESSAGE;
+    F->packed = F->packable && (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED);
+    F->dup_check = f->type == PROTOBUF_C_TYPE_MESSAGE && !F->repeated &&
+                   !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && i < 256;
+    F->null_ok = (uint8_t)(field_is_value(f) || field_is_null_enum(f));
+    F->name_len = (uint16_t)strlen(f->name);
+    F->tag_n = (uint8_t)wr_varint(F->tag, (uint64_t)f->id << 3 | F->wt);
+    F->ptag_n = (uint8_t)wr_varint(F->ptag, (uint64_t)f->id << 3 | 2);
+    F->oneof = -1;
+    if (f->label != PROTOBUF_C_LABEL_NONE && f->label != PROTOBUF_C_LABEL_REPEATED) di->proto3 = 0;
+    if (f->id < di->nnum) di->by_num[f->id] = (uint16_t)(i + 1);
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      for (unsigned j = 0; j < i && F->oneof < 0; j++)
+        if ((d->fields[j].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            d->fields[j].quantifier_offset == f->quantifier_offset)
+          F->oneof = di->fi[j].oneof;
+      if (F->oneof < 0) F->oneof = (int16_t)di->ngroups++;
+    }
+    ht_put(di, f->name, F->name_len, (int)i);
+  }
+  /* lowerCamelCase as find_field reads it: "_x" is "X", any other byte itself. */
+  char *w = di->camel;
+  for (unsigned i = 0; i < nf; i++) {
+    const char *n = d->fields[i].name, *start = w;
+    for (; *n; n++) {
+      if (*n == '_' && n[1] >= 'a' && n[1] <= 'z')
+        *w++ = (char)(*++n - 'a' + 'A');
+      else
+        *w++ = *n;
+    }
+    ht_put(di, start, (size_t)(w - start), (int)i);
+    *w++ = 0;
+  }
+  for (unsigned i = 0; i < nf; i++)
+    if (di->fi[i].oneof >= 0) di->gstart[di->fi[i].oneof + 1]++;
+  for (unsigned g = 0; g < di->ngroups; g++)
+    di->gstart[g + 1] = (uint16_t)(di->gstart[g + 1] + di->gstart[g]);
+  uint16_t fill[64] = {0};
+  for (unsigned i = 0; i < nf; i++) {
+    int g = di->fi[i].oneof;
+    if (g < 0) continue;
+    if (g >= 64) { /* more oneofs than any schema here has: no fast path for it */
+      di->proto3 = 0;
+      continue;
+    }
+    di->gmem[di->gstart[g] + fill[g]++] = (uint16_t)i;
+  }
+  return di;
+}
+
+static pthread_once_t dinfo_once = PTHREAD_ONCE_INIT;
+static dinfo **dmap; /* open addressing on the descriptor's address; NULL: no fast paths */
+static size_t dmap_mask;
+
+static size_t ptr_slot(const void *p) {
+  uint64_t x = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+  return (size_t)(x >> 32);
+}
+
+static dinfo *dmap_get(dinfo **m, size_t mask, const ProtobufCMessageDescriptor *d) {
+  for (size_t i = ptr_slot(d) & mask;; i = (i + 1) & mask) {
+    if (!m[i]) return NULL;
+    if (m[i]->d == d) return m[i];
+  }
+}
+
+static void dinfo_build_all(void) {
+  size_t n = w2a_pb_count(), sz = 16;
+  while (sz < 2 * n + 2)
+    sz *= 2;
+  dinfo **m = calloc(sz, sizeof *m);
+  if (!m) return;
+  for (size_t i = 0; i < n; i++) {
+    dinfo *di = dinfo_new(w2a_pb_at(i));
+    if (!di) goto fail;
+    size_t k = ptr_slot(di->d) & (sz - 1);
+    while (m[k])
+      k = (k + 1) & (sz - 1);
+    m[k] = di;
+  }
+  for (size_t k = 0; k < sz; k++) {
+    dinfo *di = m[k];
+    if (!di) continue;
+    for (unsigned i = 0; i < di->nf; i++) {
+      finfo *F = &di->fi[i];
+      if (F->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+      F->sub = dmap_get(m, sz - 1, F->f->descriptor);
+      if (!F->sub) di->proto3 = 0;
+      F->is_map = F->repeated && w2a_pb_is_map_entry(F->f->descriptor);
+    }
+  }
+  dmap_mask = sz - 1;
+  dmap = m;
+  return;
+fail:
+  for (size_t k = 0; k < sz; k++)
+    dinfo_free(m[k]);
+  free(m);
+}
+
+/* The table of d, or NULL (not in the registry, or out of memory at first use). */
+static const dinfo *dinfo_of(const ProtobufCMessageDescriptor *d) {
+  pthread_once(&dinfo_once, dinfo_build_all);
+  return dmap && d ? dmap_get(dmap, dmap_mask, d) : NULL;
+}
+
+static inline int di_field(const dinfo *di, uint32_t num) {
+  if (num < di->nnum) return (int)di->by_num[num] - 1;
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(di->d, num);
+  return f ? (int)(f - di->d->fields) : -1;
+}
+
+/* ---- 6. fast validator --------------------------------------------------------------- */
+
+/* Accepts exactly what scan_msg accepts, without building error text; on any refusal
+ * the caller runs scan_msg to name the byte. */
+
+typedef struct vlim {
+  size_t max_depth, smax;
+} vlim;
+
+/* Bytes of the varint at p (at most 10), or 0 when truncated or longer. */
+static inline size_t varint_len(const uint8_t *p, const uint8_t *end) {
+  size_t n = (size_t)(end - p), k = 0;
+  while (k < n && k < 10 && (p[k] & 0x80))
+    k++;
+  return k == n || k == 10 ? 0 : k + 1;
+}
+
+static int vscan_packed(const finfo *F, const uint8_t *p, const uint8_t *end) {
+  size_t len = (size_t)(end - p);
+  switch (F->type) {
+  case PROTOBUF_C_TYPE_FLOAT:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_SFIXED32: return len % 4 ? -1 : 0;
+  case PROTOBUF_C_TYPE_DOUBLE:
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_SFIXED64: return len % 8 ? -1 : 0;
+  case PROTOBUF_C_TYPE_BOOL:
+    for (; p < end; p++)
+      if (*p > 1) return -1;
+    return 0;
+  default:
+    while (p < end) {
+      size_t k = varint_len(p, end);
+      if (!k) return -1;
+      p += k;
+    }
+    return 0;
+  }
+}
+
+static int vscan(const vlim *L, const dinfo *di, const uint8_t *p, const uint8_t *end, size_t depth,
+                 size_t sdepth) {
+  uint64_t seen[4] = {0};
+  while (p < end) {
+    uint64_t tag, v;
+    size_t u;
+    if (*p < 0x80) {
+      tag = *p++;
+    } else {
+      if (rd_varint(p, (size_t)(end - p), 5, &tag, &u)) return -1;
+      p += u;
+    }
+    uint64_t fnum = tag >> 3;
+    unsigned wt = (unsigned)tag & 7;
+    if (!fnum || fnum > 0x1fffffff || wt == 3 || wt == 4 || wt > 5) return -1;
+    int i = di_field(di, (uint32_t)fnum);
+    const finfo *F = i >= 0 ? &di->fi[i] : NULL;
+    if (F && F->wt != wt && !(wt == 2 && F->packable)) return -1;
+    switch (wt) {
+    case 0:
+      if (!(u = varint_len(p, end))) return -1;
+      p += u;
+      break;
+    case 1:
+      if (end - p < 8) return -1;
+      p += 8;
+      break;
+    case 5:
+      if (end - p < 4) return -1;
+      p += 4;
+      break;
+    default: {
+      if (p < end && *p < 0x80) {
+        v = *p++;
+      } else {
+        if (rd_varint(p, (size_t)(end - p), 5, &v, &u)) return -1;
+        p += u;
+      }
+      if (v > (uint64_t)(end - p)) return -1;
+      const uint8_t *vend = p + v;
+      if (F) {
+        if (F->type == PROTOBUF_C_TYPE_STRING) {
+          if (utf8_check(p, (size_t)v, 1) < v) return -1;
+        } else if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
+          if (F->dup_check) {
+            if (seen[i / 64] >> (i % 64) & 1) return -1;
+            seen[i / 64] |= 1ull << (i % 64);
+          }
+          const dinfo *sd = F->sub;
+          if (!sd) return -1;
+          size_t d2 = depth + !sd->family, s2 = sdepth + sd->value;
+          if (d2 > L->max_depth || s2 > L->smax || vscan(L, sd, p, vend, d2, s2)) return -1;
+        } else if (F->type != PROTOBUF_C_TYPE_BYTES) {
+          if (vscan_packed(F, p, vend)) return -1;
+        }
+      }
+      p = vend;
+    }
+    }
+  }
+  return 0;
+}
+
+static int vscan_root(const dinfo *di, const uint8_t *buf, size_t len, const w2a_pbjson_opts *o) {
+  vlim L = {o->max_depth, o->struct_max_depth};
+  return vscan(&L, di, buf, buf + len, di->family ? 0 : 1, di->value);
+}
+
+int w2a_pbjson_validate_ex(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                           const w2a_pbjson_opts *oin, w2a_err *err) {
+  w2a_pbjson_opts o;
+  opts_resolve(oin, &o);
+  const dinfo *di;
+  if (len <= o.max_input && (di = dinfo_of(d)) &&
+      !vscan_root(di, buf ? buf : (const uint8_t *)"", len, &o))
+    return 0;
+  return w2a_pbjson_validate_ref(d, buf, len, &o, err);
+}
+
+int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                        w2a_err *err) {
+  return w2a_pbjson_validate_ex(d, buf, len, NULL, err);
+}
+
+ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                    size_t len, w2a_err *err) {
+  if (w2a_pbjson_validate(d, buf, len, err)) return NULL;
+  ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+  if (!m) w2a_errf(err, W2A_ENOMEM, "protobuf-c could not unpack %s (out of memory?)", d->name);
+  return m;
+}
+
+/* ---- 7. bytes -> JSON without unpacking ---------------------------------------------- */
+
+/* Runs on bytes vscan accepted. Each message is read once into records (one per field
+ * occurrence, chained per field in wire order), then printed in field-number order with
+ * protobuf-c's unpack rules: the last occurrence of a singular field wins; the last
+ * member seen of a oneof is the one set; repeated fields gather every occurrence, packed
+ * or not; fields the descriptor lacks are kept, in wire order, for "_unknown". A proto3
+ * field printed only when non-zero is judged on the value protobuf-c would store (an
+ * int32 read from a 64-bit varint is truncated first). Records and per-field slots live
+ * in two stacks that a message pops when it is printed. */
+
+typedef struct wrec {
+  const uint8_t *p; /* varint bytes, fixed bytes, or the payload of wire type 2 */
+  uint32_t len;
+  uint32_t next; /* next record of the same field (index + 1), 0 at the end */
+  uint32_t fnum;
+  uint8_t wt;
+} wrec;
+
+typedef struct wslot {
+  uint32_t head, tail; /* record index + 1, 0 for none */
+  uint32_t nonempty;   /* holds at least one element (an empty packed run holds none) */
+} wslot;
+
+typedef struct wctx {
+  emitter e;
+  wrec *recs;
+  wslot *slots;
+  uint32_t nrecs, crecs, nslots, cslots;
+} wctx;
+
+#define W_FALLBACK 1 /* e.rc: these bytes are the reference path's (proto2 rules) */
+
+static inline uint64_t wvarint(const uint8_t **pp) {
+  const uint8_t *p = *pp;
+  uint64_t r = 0;
+  for (unsigned s = 0;; s += 7) {
+    uint8_t b = *p++;
+    r |= (uint64_t)(b & 0x7f) << s;
+    if (!(b & 0x80)) break;
+  }
+  *pp = p;
+  return r;
+}
+
+static inline uint32_t le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
+
+/* protobuf-c's parse_boolean: any payload bit set. */
+static int wbool(const uint8_t *p, uint32_t len) {
+  for (uint32_t i = 0; i < len; i++)
+    if (p[i] & 0x7f) return 1;
+  return 0;
+}
+
+/* The scalar protobuf-c stores for type t from its wire bytes, widened to 64 bits (signed
+ * types sign-extended; float and double as their bits). */
+static uint64_t wscalar(uint8_t t, const uint8_t *p, uint32_t len) {
+  const uint8_t *q = p;
+  switch (t) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_ENUM: return (uint64_t)(int64_t)(int32_t)(uint32_t)wvarint(&q);
+  case PROTOBUF_C_TYPE_SINT32: {
+    uint32_t u = (uint32_t)wvarint(&q);
+    return (uint64_t)(int64_t)(int32_t)((u >> 1) ^ (0u - (u & 1)));
+  }
+  case PROTOBUF_C_TYPE_UINT32: return (uint32_t)wvarint(&q);
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_UINT64: return wvarint(&q);
+  case PROTOBUF_C_TYPE_SINT64: {
+    uint64_t u = wvarint(&q);
+    return (u >> 1) ^ (0 - (u & 1));
+  }
+  case PROTOBUF_C_TYPE_SFIXED32: return (uint64_t)(int64_t)(int32_t)le32(p);
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_FLOAT: return le32(p);
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_DOUBLE: return le64(p);
+  case PROTOBUF_C_TYPE_BOOL: return (uint64_t)wbool(p, len);
+  default: return 0;
+  }
+}
+
+static double bits_double(uint64_t u) {
+  double d;
+  memcpy(&d, &u, sizeof d);
+  return d;
+}
+
+static float bits_float(uint32_t u) {
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+/* Whether protobuf-c would pack this proto3 field again: field_present for label NONE. */
+static int wnonzero(const finfo *F, const uint8_t *p, uint32_t len) {
+  switch (F->type) {
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES: return len != 0;
+  case PROTOBUF_C_TYPE_MESSAGE: return 1;
+  case PROTOBUF_C_TYPE_FLOAT: return bits_float((uint32_t)wscalar(F->type, p, len)) != 0;
+  case PROTOBUF_C_TYPE_DOUBLE: return bits_double(wscalar(F->type, p, len)) != 0;
+  default: return wscalar(F->type, p, len) != 0;
+  }
+}
+
+static void wmsg(wctx *c, const dinfo *di, const uint8_t *p, const uint8_t *end);
+
+/* One value of F from its wire bytes; emit_value's output for what unpack stores. */
+static void wone(wctx *c, const finfo *F, const uint8_t *p, uint32_t len) {
+  emitter *e = &c->e;
+  uint64_t u;
+  switch (F->type) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_SFIXED32: put_i64(e, (int64_t)wscalar(F->type, p, len), 0); break;
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32: put_u64(e, wscalar(F->type, p, len), 0); break;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64: put_i64(e, (int64_t)wscalar(F->type, p, len), 1); break;
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: put_u64(e, wscalar(F->type, p, len), 1); break;
+  case PROTOBUF_C_TYPE_BOOL:
+    if (wbool(p, len))
+      PUTS(e, "true");
+    else
+      PUTS(e, "false");
+    break;
+  case PROTOBUF_C_TYPE_FLOAT: put_double(e, bits_float(le32(p)), 1); break;
+  case PROTOBUF_C_TYPE_DOUBLE: put_double(e, bits_double(le64(p)), 0); break;
+  case PROTOBUF_C_TYPE_ENUM:
+    u = wscalar(F->type, p, len);
+    put_enum(e, F->f->descriptor, (int)(int64_t)u);
+    break;
+  case PROTOBUF_C_TYPE_STRING: put_str(e, (const char *)p, len); break;
+  case PROTOBUF_C_TYPE_BYTES: put_b64(e, p, len); break;
+  case PROTOBUF_C_TYPE_MESSAGE: wmsg(c, F->sub, p, p + len); break;
+  }
+}
+
+/* What emit_value prints for a member unpack left at its default. */
+static void wzero(wctx *c, const finfo *F) {
+  emitter *e = &c->e;
+  switch (F->type) {
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64: PUTS(e, "\"0\""); break;
+  case PROTOBUF_C_TYPE_BOOL: PUTS(e, "false"); break;
+  case PROTOBUF_C_TYPE_ENUM: put_enum(e, F->f->descriptor, 0); break;
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES: PUTS(e, "\"\""); break;
+  case PROTOBUF_C_TYPE_MESSAGE:
+    if (F->sub && F->sub->value)
+      PUTS(e, "null");
+    else
+      PUTS(e, "{}");
+    break;
+  default: PUTS(e, "0"); break;
+  }
+}
+
+/* Skips the value of wire type wt at *pp; its bytes (payload for wire type 2). */
+static inline void wskip(const uint8_t **pp, unsigned wt, const uint8_t **vp, uint32_t *vlen) {
+  const uint8_t *p = *pp;
+  switch (wt) {
+  case 0: {
+    const uint8_t *q = p;
+    while (*q & 0x80)
+      q++;
+    *vp = p;
+    *vlen = (uint32_t)(q + 1 - p);
+    p = q + 1;
+    break;
+  }
+  case 1:
+    *vp = p;
+    *vlen = 8;
+    p += 8;
+    break;
+  case 5:
+    *vp = p;
+    *vlen = 4;
+    p += 4;
+    break;
+  default: {
+    uint64_t n = wvarint(&p);
+    *vp = p;
+    *vlen = (uint32_t)n;
+    p += n;
+  }
+  }
+  *pp = p;
+}
+
+static int wfail(wctx *c, int rc) {
+  if (!c->e.rc) c->e.rc = rc;
+  return -1;
+}
+
+/* Records for the fields of one message; slots sb.. are its per-field chains. */
+static int wscan(wctx *c, const dinfo *di, const uint8_t *p, const uint8_t *end, uint32_t sb,
+                 uint32_t *unk_head) {
+  uint32_t utail = 0;
+  *unk_head = 0;
+  while (p < end) {
+    uint64_t tag = *p < 0x80 ? *p++ : wvarint(&p);
+    uint32_t fnum = (uint32_t)(tag >> 3);
+    unsigned wt = (unsigned)tag & 7;
+    const uint8_t *vp;
+    uint32_t vlen;
+    wskip(&p, wt, &vp, &vlen);
+    if (c->nrecs == c->crecs) {
+      uint32_t nc = c->crecs * 2;
+      wrec *nr = nc > c->crecs ? realloc(c->recs, nc * sizeof *nr) : NULL;
+      if (!nr) return wfail(c, W2A_ENOMEM);
+      c->recs = nr;
+      c->crecs = nc;
+    }
+    uint32_t r = ++c->nrecs;
+    wrec *R = &c->recs[r - 1];
+    R->p = vp;
+    R->len = vlen;
+    R->next = 0;
+    R->fnum = fnum;
+    R->wt = (uint8_t)wt;
+    int i = di_field(di, fnum);
+    if (i < 0) {
+      if (utail)
+        c->recs[utail - 1].next = r;
+      else
+        *unk_head = r;
+      utail = r;
+      continue;
+    }
+    wslot *S = &c->slots[sb + (uint32_t)i];
+    if (S->tail)
+      c->recs[S->tail - 1].next = r;
+    else
+      S->head = r;
+    S->tail = r;
+    if (!(wt == 2 && di->fi[i].packable && !vlen)) S->nonempty = 1;
+  }
+  return 0;
+}
+
+static void wpacked(wctx *c, const finfo *F, const uint8_t *p, uint32_t len, int *first) {
+  const uint8_t *end = p + len;
+  uint32_t step = F->wt == 5 ? 4 : F->wt == 1 ? 8 : F->type == PROTOBUF_C_TYPE_BOOL ? 1 : 0;
+  while (p < end && !c->e.rc) {
+    item(&c->e, first);
+    if (step) {
+      wone(c, F, p, step);
+      p += step;
+    } else {
+      const uint8_t *q = p;
+      while (*q & 0x80)
+        q++;
+      q++;
+      wone(c, F, p, (uint32_t)(q - p));
+      p = q;
+    }
+  }
+}
+
+/* Last occurrences of fields 1 and 2 of an entry (key/value) message. */
+static void wentry(const uint8_t *p, uint32_t len, const uint8_t **kp, uint32_t *kl,
+                   const uint8_t **vp, uint32_t *vl) {
+  const uint8_t *end = p + len;
+  *kp = *vp = NULL;
+  *kl = *vl = 0;
+  while (p < end) {
+    uint64_t tag = wvarint(&p);
+    const uint8_t *q;
+    uint32_t n;
+    wskip(&p, (unsigned)tag & 7, &q, &n);
+    if (tag >> 3 == 1)
+      *kp = q, *kl = n;
+    else if (tag >> 3 == 2)
+      *vp = q, *vl = n;
+  }
+}
+
+static void wmapkey(wctx *c, const finfo *kf, const uint8_t *p, uint32_t len) {
+  emitter *e = &c->e;
+  char tmp[32], *s;
+  switch (kf->type) {
+  case PROTOBUF_C_TYPE_STRING: put_str(e, p ? (const char *)p : "", p ? len : 0); break;
+  case PROTOBUF_C_TYPE_BOOL: {
+    int b = p && wbool(p, len);
+    put_str(e, b ? "true" : "false", b ? 4 : 5);
+    break;
+  }
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_FIXED64:
+    s = fmt_u64(p ? wscalar(kf->type, p, len) : 0, tmp + sizeof tmp);
+    put_str(e, s, strlen(s));
+    break;
+  default: {
+    int64_t v = p ? (int64_t)wscalar(kf->type, p, len) : 0;
+    s = fmt_u64(v < 0 ? -(uint64_t)v : (uint64_t)v, tmp + sizeof tmp);
+    if (v < 0) *--s = '-';
+    put_str(e, s, strlen(s));
+  }
+  }
+}
+
+static void wmap(wctx *c, const finfo *F, uint32_t head) {
+  emitter *e = &c->e;
+  const dinfo *ed = F->sub;
+  const finfo *kf = &ed->fi[0], *vf = &ed->fi[1];
+  int first = 1;
+  open_(e, '{');
+  for (uint32_t r = head; r && !e->rc;) {
+    wrec R = c->recs[r - 1];
+    r = R.next;
+    const uint8_t *kp, *vp;
+    uint32_t kl, vl;
+    wentry(R.p, R.len, &kp, &kl, &vp, &vl);
+    item(e, &first);
+    wmapkey(c, kf, kp, kl);
+    PUTS(e, ":");
+    if (e->o->pretty) putc_(e, ' ');
+    if (vp)
+      wone(c, vf, vp, vl);
+    else
+      wzero(c, vf);
+  }
+  close_(e, '}', first);
+}
+
+static void wunknown(wctx *c, uint32_t head, int *first) {
+  emitter *e = &c->e;
+  item(e, first);
+  key(e, "_unknown");
+  int f2 = 1;
+  open_(e, '[');
+  for (uint32_t r = head; r && !e->rc;) {
+    wrec R = c->recs[r - 1];
+    r = R.next;
+    item(e, &f2);
+    PUTS(e, "{\"field\":");
+    put_u64(e, R.fnum, 0);
+    PUTS(e, ",\"wire_type\":");
+    put_u64(e, R.wt, 0);
+    PUTS(e, ",\"data\":");
+    put_b64(e, R.p, R.len);
+    putc_(e, '}');
+  }
+  close_(e, ']', f2);
+}
+
+static int oneof_won(const wctx *c, const dinfo *di, uint32_t sb, int g, uint32_t tail) {
+  for (unsigned k = di->gstart[g]; k < di->gstart[g + 1]; k++)
+    if (c->slots[sb + di->gmem[k]].tail > tail) return 0;
+  return 1;
+}
+
+static void wgeneric(wctx *c, const dinfo *di, uint32_t sb, uint32_t unk) {
+  emitter *e = &c->e;
+  int first = 1, defaults = e->o->emit_defaults;
+  open_(e, '{');
+  for (unsigned i = 0; i < di->nf && !e->rc; i++) {
+    const finfo *F = &di->fi[i];
+    wslot s = c->slots[sb + i];
+    if (F->repeated) {
+      if (!s.nonempty && !defaults) continue;
+      item(e, &first);
+      keyn(e, F->f->name, F->name_len);
+      if (F->is_map) {
+        wmap(c, F, s.head);
+        continue;
+      }
+      int f2 = 1;
+      open_(e, '[');
+      for (uint32_t r = s.head; r && !e->rc;) {
+        wrec R = c->recs[r - 1];
+        r = R.next;
+        if (R.wt == 2 && F->packable) {
+          wpacked(c, F, R.p, R.len, &f2);
+        } else {
+          item(e, &f2);
+          wone(c, F, R.p, R.len);
+        }
+      }
+      close_(e, ']', f2);
+      continue;
+    }
+    if (!s.tail) {
+      if (defaults && F->type != PROTOBUF_C_TYPE_MESSAGE && F->oneof < 0) {
+        item(e, &first);
+        keyn(e, F->f->name, F->name_len);
+        wzero(c, F);
+      }
+      continue;
+    }
+    wrec R = c->recs[s.tail - 1];
+    if (F->oneof >= 0) {
+      if (!oneof_won(c, di, sb, F->oneof, s.tail)) continue;
+    } else if (!defaults && !wnonzero(F, R.p, R.len)) {
+      continue;
+    }
+    item(e, &first);
+    keyn(e, F->f->name, F->name_len);
+    wone(c, F, R.p, R.len);
+  }
+  if (unk && !e->o->skip_unknown) wunknown(c, unk, &first);
+  close_(e, '}', first);
+}
+
+static void wstruct(wctx *c, const dinfo *di, uint32_t sb) {
+  emitter *e = &c->e;
+  int fi = di_field(di, 1), first = 1;
+  const dinfo *vd = di->fi[fi].sub->fi[1].sub; /* FieldsEntry.value: Value */
+  open_(e, '{');
+  for (uint32_t r = c->slots[sb + (uint32_t)fi].head; r && !e->rc;) {
+    wrec R = c->recs[r - 1];
+    r = R.next;
+    const uint8_t *kp, *vp;
+    uint32_t kl, vl;
+    wentry(R.p, R.len, &kp, &kl, &vp, &vl);
+    item(e, &first);
+    put_str(e, kp ? (const char *)kp : "", kl);
+    PUTS(e, ":");
+    if (e->o->pretty) putc_(e, ' ');
+    if (vp)
+      wmsg(c, vd, vp, vp + vl);
+    else
+      PUTS(e, "null");
+  }
+  close_(e, '}', first);
+}
+
+static void wvalue(wctx *c, const dinfo *di, uint32_t sb) {
+  emitter *e = &c->e;
+  uint32_t best = 0;
+  int bi = -1;
+  for (unsigned i = 0; i < di->nf; i++)
+    if (c->slots[sb + i].tail > best) best = c->slots[sb + i].tail, bi = (int)i;
+  if (bi < 0) return (void)PUTS(e, "null");
+  const finfo *F = &di->fi[bi];
+  wrec R = c->recs[best - 1];
+  switch (F->f->id) {
+  case 2: put_double(e, bits_double(le64(R.p)), 0); break;
+  case 3: put_str(e, (const char *)R.p, R.len); break;
+  case 4:
+    if (wbool(R.p, R.len))
+      PUTS(e, "true");
+    else
+      PUTS(e, "false");
+    break;
+  case 5:
+  case 6: wmsg(c, F->sub, R.p, R.p + R.len); break;
+  default: PUTS(e, "null"); break;
+  }
+}
+
+static void wlist(wctx *c, const dinfo *di, uint32_t sb) {
+  emitter *e = &c->e;
+  int fi = di_field(di, 1), first = 1;
+  open_(e, '[');
+  for (uint32_t r = c->slots[sb + (uint32_t)fi].head; r && !e->rc;) {
+    wrec R = c->recs[r - 1];
+    r = R.next;
+    item(e, &first);
+    wmsg(c, di->fi[fi].sub, R.p, R.p + R.len);
+  }
+  close_(e, ']', first);
+}
+
+static int wtimestamp(wctx *c, const dinfo *di, uint32_t sb) {
+  int i1 = di_field(di, 1), i2 = di_field(di, 2);
+  uint32_t t1 = c->slots[sb + (uint32_t)i1].tail, t2 = c->slots[sb + (uint32_t)i2].tail;
+  int64_t secs = t1 ? (int64_t)wscalar(PROTOBUF_C_TYPE_INT64, c->recs[t1 - 1].p, 0) : 0;
+  int32_t nanos = t2 ? (int32_t)(int64_t)wscalar(PROTOBUF_C_TYPE_INT32, c->recs[t2 - 1].p, 0) : 0;
+  return put_timestamp(&c->e, secs, nanos);
+}
+
+/* emit_field_mask on the paths' records. */
+static int wfieldmask(wctx *c, const dinfo *di, uint32_t sb) {
+  uint32_t head = c->slots[sb + (uint32_t)di_field(di, 1)].head;
+  size_t total = 1, n = 0;
+  for (uint32_t r = head; r; r = c->recs[r - 1].next) {
+    const wrec *R = &c->recs[r - 1];
+    for (uint32_t j = 0; j < R->len; j++)
+      if ((R->p[j] >= 'A' && R->p[j] <= 'Z') || R->p[j] == ',') return 0;
+    total += R->len + 1;
+    n++;
+  }
+  if (n == 1 && !c->recs[head - 1].len) return 0;
+  char *buf = malloc(total), *w = buf;
+  if (!buf) {
+    wfail(c, W2A_ENOMEM);
+    return 1;
+  }
+  for (uint32_t r = head; r; r = c->recs[r - 1].next) {
+    const wrec *R = &c->recs[r - 1];
+    if (r != head) *w++ = ',';
+    for (uint32_t j = 0; j < R->len; j++) {
+      if (R->p[j] == '_' && j + 1 < R->len && R->p[j + 1] >= 'a' && R->p[j + 1] <= 'z')
+        *w++ = (char)(R->p[++j] - 'a' + 'A');
+      else
+        *w++ = (char)R->p[j];
+    }
+  }
+  put_str(&c->e, buf, (size_t)(w - buf));
+  free(buf);
+  return 1;
+}
+
+static void wmsg(wctx *c, const dinfo *di, const uint8_t *p, const uint8_t *end) {
+  if (c->e.rc) return;
+  if (!di->proto3) {
+    wfail(c, W_FALLBACK);
+    return;
+  }
+  uint32_t sb = c->nslots, rb = c->nrecs, unk;
+  if (di->nf > c->cslots - c->nslots) {
+    uint32_t nc = c->cslots;
+    while (di->nf > nc - c->nslots)
+      nc *= 2;
+    wslot *ns = realloc(c->slots, nc * sizeof *ns);
+    if (!ns) {
+      wfail(c, W2A_ENOMEM);
+      return;
+    }
+    c->slots = ns;
+    c->cslots = nc;
+  }
+  memset(c->slots + sb, 0, di->nf * sizeof *c->slots);
+  c->nslots += di->nf;
+  if (!wscan(c, di, p, end, sb, &unk)) {
+    switch (di->kind) {
+    case K_STRUCT: wstruct(c, di, sb); break;
+    case K_VALUE: wvalue(c, di, sb); break;
+    case K_LIST: wlist(c, di, sb); break;
+    case K_TIMESTAMP:
+      if (unk || !wtimestamp(c, di, sb)) wgeneric(c, di, sb, unk);
+      break;
+    case K_FIELDMASK:
+      if (unk || !wfieldmask(c, di, sb)) wgeneric(c, di, sb, unk);
+      break;
+    default: wgeneric(c, di, sb, unk); break;
+    }
+  }
+  c->nslots = sb;
+  c->nrecs = rb;
+}
+
+/* 0, or nonzero with out as it was: the caller then takes the reference path. */
+static int to_json_fast(const dinfo *di, const uint8_t *buf, size_t len, const w2a_pbjson_opts *o,
+                        w2a_buf *out) {
+  size_t start = out->len;
+  if (w2a_buf_reserve(out, len * 2 + 64) == W2A_ENOMEM) return -1;
+  wctx c = {.e = {.b = out, .o = o, .trusted = 1}};
+  c.crecs = 256; /* records are popped with their message: the peak is one nesting chain */
+  c.cslots = 256;
+  c.recs = malloc(c.crecs * sizeof *c.recs);
+  c.slots = malloc(c.cslots * sizeof *c.slots);
+  if (c.recs && c.slots)
+    wmsg(&c, di, buf, buf + len);
+  else
+    c.e.rc = W2A_ENOMEM;
+  free(c.recs);
+  free(c.slots);
+  if (c.e.rc) {
+    out->len = start;
+    if (out->data) out->data[start] = 0;
+  }
+  return c.e.rc;
+}
+
+int w2a_pbjson_to_json(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                       const w2a_pbjson_opts *oin, w2a_buf *out, w2a_err *err) {
+  w2a_pbjson_opts o;
+  opts_resolve(oin, &o);
+  const uint8_t *b = buf ? buf : (const uint8_t *)"";
+  const dinfo *di;
+  if (len <= o.max_input && (di = dinfo_of(d)) && !vscan_root(di, b, len, &o) &&
+      !to_json_fast(di, b, len, &o, out))
+    return 0;
+  return w2a_pbjson_to_json_ref(d, buf, len, &o, out, err);
+}
+
+/* ---- 8. JSON tree -> bytes without protobuf-c structs -------------------------------- */
+
+/* The JSON tree is walked in the order build_msg walks it, with the same converters and
+ * the same checks, into nodes that hold each set field's wire-ready value and its encoded
+ * size; sizes are summed bottom-up as nodes are finished, so the bytes are then written
+ * in one pass with every length prefix known. What protobuf_c_message_pack would write
+ * is reproduced field by field: field-number order, proto3 zero values left out (a
+ * oneof member is written even when zero), repeated scalars packed when the descriptor
+ * says so, map entries and Struct/Value as the messages they are, unknown fields last.
+ * Any failure (bad input, caps, proto2 rules) returns nonzero without error text: the
+ * caller then runs the reference path on the same tree, which names the problem. */
+
+typedef struct ebytes {
+  const char *p;
+  size_t len;
+} ebytes;
+
+typedef struct enode enode;
+
+typedef struct eitem {
+  uint32_t fi; /* field index */
+  uint32_t n;  /* elements (1 for a singular field) */
+  size_t size; /* bytes written for this field, tags included; 0: nothing */
+  size_t plen; /* packed: payload bytes */
+  union {
+    uint64_t raw; /* a scalar in wire form: varint value, or fixed-width bits */
+    ebytes s;
+    enode *m;
+    uint64_t *raws;
+    ebytes *ss;
+    enode **ms;
+  } u;
+} eitem;
+
+struct enode {
+  const dinfo *di;
+  size_t size; /* body bytes */
+  eitem *it;
+  uint32_t n, cap;
+  const uint8_t *unk; /* unknown fields, encoded */
+  size_t unklen;
+};
+
+typedef union sval {
+  int32_t i32;
+  uint32_t u32;
+  int64_t i64;
+  uint64_t u64;
+  float f;
+  double d;
+  protobuf_c_boolean b;
+  int e;
+  char *s;
+  ProtobufCBinaryData bd;
+} sval;
+
+static inline size_t vsize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80)
+    v >>= 7, n++;
+  return n;
+}
+
+static inline size_t raw_size(uint8_t wt, uint64_t raw) {
+  return wt == 0 ? vsize(raw) : wt == 5 ? 4 : 8;
+}
+
+/* What int32_pack, sint32_pack, boolean_pack... write for the stored value, as one
+ * number; *nz: field_is_zeroish is false. */
+static uint64_t eraw(uint8_t type, const sval *t, int *nz) {
+  uint64_t u;
+  switch (type) {
+  case PROTOBUF_C_TYPE_INT32: *nz = t->i32 != 0; return (uint64_t)(int64_t)t->i32;
+  case PROTOBUF_C_TYPE_ENUM: *nz = t->e != 0; return (uint64_t)(int64_t)t->e;
+  case PROTOBUF_C_TYPE_SINT32:
+    *nz = t->i32 != 0;
+    return t->i32 < 0 ? (0u - (uint32_t)t->i32) * 2 - 1 : (uint32_t)t->i32 * 2;
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_SFIXED32: *nz = t->u32 != 0; return t->u32;
+  case PROTOBUF_C_TYPE_SINT64:
+    *nz = t->i64 != 0;
+    return t->i64 < 0 ? (0 - (uint64_t)t->i64) * 2 - 1 : (uint64_t)t->i64 * 2;
+  case PROTOBUF_C_TYPE_BOOL: *nz = t->b != 0; return t->b ? 1 : 0;
+  case PROTOBUF_C_TYPE_FLOAT: {
+    uint32_t b;
+    memcpy(&b, &t->f, 4);
+    *nz = t->f != 0;
+    return b;
+  }
+  case PROTOBUF_C_TYPE_DOUBLE:
+    memcpy(&u, &t->d, 8);
+    *nz = t->d != 0;
+    return u;
+  default: *nz = t->u64 != 0; return t->u64; /* int64, uint64, fixed64, sfixed64 */
+  }
+}
+
+static enode *enode_new(jctx *c, const dinfo *di, size_t cap) {
+  if (cap > UINT32_MAX) return NULL;
+  enode *n = arena_alloc(c->a, sizeof *n + cap * sizeof(eitem));
+  if (!n) return NULL;
+  n->di = di;
+  n->size = 0;
+  n->it = (eitem *)(n + 1);
+  n->n = 0;
+  n->cap = (uint32_t)cap;
+  n->unk = NULL;
+  n->unklen = 0;
+  return n;
+}
+
+/* The item of field fi, reset when it was set before (a repeated key replaces). */
+static eitem *eslot(enode *n, uint32_t fi) {
+  eitem *it = NULL;
+  for (uint32_t k = 0; k < n->n && !it; k++)
+    if (n->it[k].fi == fi) it = &n->it[k];
+  if (!it) {
+    if (n->n == n->cap) return NULL;
+    it = &n->it[n->n++];
+  }
+  memset(it, 0, sizeof *it);
+  it->fi = fi;
+  return it;
+}
+
+/* Field order, then the body size. */
+static void enode_done(enode *n) {
+  for (uint32_t i = 1; i < n->n; i++) {
+    eitem x = n->it[i];
+    uint32_t j = i;
+    for (; j > 0 && n->it[j - 1].fi > x.fi; j--)
+      n->it[j] = n->it[j - 1];
+    n->it[j] = x;
+  }
+  size_t s = n->unklen;
+  for (uint32_t i = 0; i < n->n; i++)
+    s += n->it[i].size;
+  n->size = s;
+}
+
+static size_t esize_one(const finfo *F, uint64_t raw, const ebytes *bs, const enode *m) {
+  switch (F->type) {
+  case PROTOBUF_C_TYPE_MESSAGE: return F->tag_n + vsize(m->size) + m->size;
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES: return F->tag_n + vsize(bs->len) + bs->len;
+  default: return F->tag_n + raw_size(F->wt, raw);
+  }
+}
+
+static int e_msg(jctx *c, const dinfo *di, const jv *v, enode **out);
+static int e_value(jctx *c, const dinfo *di, const jv *v, enode **out);
+
+/* One value of F (set_value), in wire form. */
+static int e_elem(jctx *c, const finfo *F, const jv *v, uint64_t *raw, ebytes *bs, enode **m,
+                  int *nz) {
+  if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
+    *nz = 1;
+    return e_msg(c, F->sub, v, m);
+  }
+  sval t;
+  memset(&t, 0, sizeof t);
+  if (set_value(c, F->f, v, &t)) return -1;
+  if (F->type == PROTOBUF_C_TYPE_STRING) {
+    bs->p = t.s;
+    bs->len = v->n;
+    *nz = v->n != 0;
+  } else if (F->type == PROTOBUF_C_TYPE_BYTES) {
+    bs->p = (const char *)t.bd.data;
+    bs->len = t.bd.len;
+    *nz = t.bd.len != 0;
+  } else {
+    *raw = eraw(F->type, &t, nz);
+  }
+  return 0;
+}
+
+/* One map entry (set_field's map branch). */
+static int e_entry(jctx *c, const dinfo *ed, const jmember *mb, enode **out) {
+  const finfo *kf = &ed->fi[0], *vf = &ed->fi[1];
+  enode *en = enode_new(c, ed, 2);
+  if (!en || !ed->proto3) return -1;
+  sval t;
+  memset(&t, 0, sizeof t);
+  if (set_map_key(c, kf->f, mb, &t)) return -1;
+  uint64_t raw = 0;
+  ebytes bs = {mb->k, mb->klen};
+  enode *m = NULL;
+  int nz;
+  if (kf->type == PROTOBUF_C_TYPE_STRING)
+    nz = mb->klen != 0;
+  else
+    raw = eraw(kf->type, &t, &nz);
+  eitem *it = eslot(en, 0);
+  it->n = 1;
+  if (kf->type == PROTOBUF_C_TYPE_STRING)
+    it->u.s = bs;
+  else
+    it->u.raw = raw;
+  it->size = nz ? esize_one(kf, raw, &bs, NULL) : 0;
+  if (mb->v.t == J_NULL && !vf->null_ok) return -1;
+  bs.p = NULL;
+  bs.len = 0;
+  raw = 0;
+  if (e_elem(c, vf, &mb->v, &raw, &bs, &m, &nz)) return -1;
+  it = eslot(en, 1);
+  it->n = 1;
+  if (vf->type == PROTOBUF_C_TYPE_MESSAGE)
+    it->u.m = m;
+  else if (vf->type == PROTOBUF_C_TYPE_STRING || vf->type == PROTOBUF_C_TYPE_BYTES)
+    it->u.s = bs;
+  else
+    it->u.raw = raw;
+  it->size = nz ? esize_one(vf, raw, &bs, m) : 0;
+  enode_done(en);
+  *out = en;
+  return 0;
+}
+
+/* set_field. */
+static int e_field(jctx *c, enode *n, const finfo *F, const jv *v) {
+  uint32_t fi = (uint32_t)(F - n->di->fi);
+  if (v->t == J_NULL && !F->null_ok) return 0; /* default */
+  if (F->repeated) {
+    if (F->is_map ? v->t != J_OBJ : v->t != J_ARR) return -1;
+    size_t cnt = v->n, size = 0, plen = 0;
+    void *arr = NULL;
+    if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
+      enode **ms = cnt ? arena_alloc(c->a, cnt * sizeof *ms) : NULL;
+      if (cnt && !ms) return -1;
+      for (size_t i = 0; i < cnt; i++) {
+        if (F->is_map) {
+          if (e_entry(c, F->sub, &v->u.o[i], &ms[i])) return -1;
+        } else {
+          const jv *e = &v->u.a[i];
+          if (e->t == J_NULL && !F->null_ok) return -1;
+          if (e_msg(c, F->sub, e, &ms[i])) return -1;
+        }
+        size += F->tag_n + vsize(ms[i]->size) + ms[i]->size;
+      }
+      arr = ms;
+    } else if (F->type == PROTOBUF_C_TYPE_STRING || F->type == PROTOBUF_C_TYPE_BYTES) {
+      ebytes *ss = cnt ? arena_alloc(c->a, cnt * sizeof *ss) : NULL;
+      if (cnt && !ss) return -1;
+      for (size_t i = 0; i < cnt; i++) {
+        const jv *e = &v->u.a[i];
+        uint64_t raw;
+        int nz;
+        if (e->t == J_NULL) return -1;
+        if (e_elem(c, F, e, &raw, &ss[i], NULL, &nz)) return -1;
+        size += F->tag_n + vsize(ss[i].len) + ss[i].len;
+      }
+      arr = ss;
+    } else {
+      uint64_t *raws = cnt ? arena_alloc(c->a, cnt * sizeof *raws) : NULL;
+      if (cnt && !raws) return -1;
+      for (size_t i = 0; i < cnt; i++) {
+        const jv *e = &v->u.a[i];
+        int nz;
+        if (e->t == J_NULL && !F->null_ok) return -1;
+        if (e_elem(c, F, e, &raws[i], NULL, NULL, &nz)) return -1;
+        plen += raw_size(F->wt, raws[i]);
+      }
+      size = F->packed ? F->ptag_n + vsize(plen) + plen : plen + cnt * F->tag_n;
+      arr = raws;
+    }
+    eitem *it = eslot(n, fi);
+    if (!it || cnt > UINT32_MAX) return -1;
+    it->n = (uint32_t)cnt;
+    it->size = cnt ? size : 0;
+    it->plen = plen;
+    it->u.ms = arr;
+    return 0;
+  }
+  if (F->oneof >= 0)
+    for (uint32_t k = 0; k < n->n; k++)
+      if (n->it[k].fi != fi && n->di->fi[n->it[k].fi].oneof == F->oneof) return -1;
+  uint64_t raw = 0;
+  ebytes bs = {NULL, 0};
+  enode *m = NULL;
+  int nz;
+  if (e_elem(c, F, v, &raw, &bs, &m, &nz)) return -1;
+  eitem *it = eslot(n, fi);
+  if (!it) return -1;
+  it->n = 1;
+  if (F->type == PROTOBUF_C_TYPE_MESSAGE)
+    it->u.m = m;
+  else if (F->type == PROTOBUF_C_TYPE_STRING || F->type == PROTOBUF_C_TYPE_BYTES)
+    it->u.s = bs;
+  else
+    it->u.raw = raw;
+  it->size = nz || F->oneof >= 0 ? esize_one(F, raw, &bs, m) : 0;
+  return 0;
+}
+
+/* set_unknown's checks, then the fields as protobuf-c packs them: tag, then data (which
+ * for wire type 2 carries its length prefix). An empty array keeps what was there. */
+static int e_unknown(jctx *c, enode *n, const jv *v) {
+  ProtobufCMessage m;
+  memset(&m, 0, sizeof m);
+  m.descriptor = n->di->d;
+  if (set_unknown(c, &m, v)) return -1;
+  if (!v->n) return 0;
+  size_t total = 0;
+  for (unsigned i = 0; i < m.n_unknown_fields; i++)
+    total += vsize((uint64_t)m.unknown_fields[i].tag << 3 | m.unknown_fields[i].wire_type) +
+             m.unknown_fields[i].len;
+  uint8_t *b = arena_alloc(c->a, total), *w = b;
+  if (!b) return -1;
+  for (unsigned i = 0; i < m.n_unknown_fields; i++) {
+    const ProtobufCMessageUnknownField *u = &m.unknown_fields[i];
+    w += wr_varint(w, (uint64_t)u->tag << 3 | u->wire_type);
+    if (u->len) memcpy(w, u->data, u->len);
+    w += u->len;
+  }
+  n->unk = b;
+  n->unklen = total;
+  return 0;
+}
+
+static const finfo *e_find(const dinfo *di, const char *k, size_t klen) {
+  int i = ht_get(di, k, klen);
+  if (i >= 0) return &di->fi[i];
+  if (memchr(k, 0, klen)) { /* find_field reads such a key up to its NUL */
+    const ProtobufCFieldDescriptor *f = find_field(di->d, k, klen);
+    return f ? &di->fi[f - di->d->fields] : NULL;
+  }
+  return NULL;
+}
+
+static int e_generic(jctx *c, const dinfo *di, const jv *v, enode **out) {
+  if (!di->proto3 || v->t != J_OBJ) return -1;
+  enode *n = enode_new(c, di, v->n);
+  if (!n) return -1;
+  for (size_t i = 0; i < v->n; i++) {
+    const jmember *mb = &v->u.o[i];
+    if (mb->k[0] == '_' && !strcmp(mb->k, "_unknown")) {
+      if (e_unknown(c, n, &mb->v)) return -1;
+      continue;
+    }
+    const finfo *F = e_find(di, mb->k, mb->klen);
+    if (!F) {
+      if (!c->o->ignore_unknown_keys) return -1;
+      continue;
+    }
+    if (e_field(c, n, F, &mb->v)) return -1;
+  }
+  enode_done(n);
+  *out = n;
+  return 0;
+}
+
+/* A singular item of node n holding field number num. */
+static eitem *e_set(enode *n, uint32_t num) {
+  int fi = di_field(n->di, num);
+  return fi < 0 ? NULL : eslot(n, (uint32_t)fi);
+}
+
+static int e_struct(jctx *c, const dinfo *di, const jv *v, enode **out) {
+  if (v->t != J_OBJ) return -1;
+  const finfo *F = &di->fi[0];
+  const dinfo *ed = F->sub;
+  const finfo *kf = &ed->fi[0], *vf = &ed->fi[1];
+  enode *n = enode_new(c, di, 1);
+  enode **ms = v->n ? arena_alloc(c->a, v->n * sizeof *ms) : NULL;
+  if (!n || (v->n && !ms)) return -1;
+  size_t size = 0;
+  for (size_t i = 0; i < v->n; i++) {
+    const jmember *mb = &v->u.o[i];
+    if (memchr(mb->k, 0, mb->klen)) return -1;
+    enode *en = enode_new(c, ed, 2), *val;
+    if (!en) return -1;
+    eitem *it = eslot(en, 0);
+    it->n = 1;
+    it->u.s.p = mb->k;
+    it->u.s.len = mb->klen;
+    it->size = mb->klen ? esize_one(kf, 0, &it->u.s, NULL) : 0;
+    if (e_value(c, vf->sub, &mb->v, &val)) return -1;
+    it = eslot(en, 1);
+    it->n = 1;
+    it->u.m = val;
+    it->size = esize_one(vf, 0, NULL, val);
+    enode_done(en);
+    ms[i] = en;
+    size += F->tag_n + vsize(en->size) + en->size;
+  }
+  if (v->n) {
+    eitem *it = eslot(n, 0);
+    it->n = (uint32_t)v->n;
+    it->u.ms = ms;
+    it->size = size;
+  }
+  enode_done(n);
+  *out = n;
+  return 0;
+}
+
+static int e_list(jctx *c, const dinfo *di, const jv *v, enode **out) {
+  if (v->t != J_ARR) return -1;
+  const finfo *F = &di->fi[0];
+  enode *n = enode_new(c, di, 1);
+  enode **ms = v->n ? arena_alloc(c->a, v->n * sizeof *ms) : NULL;
+  if (!n || (v->n && !ms)) return -1;
+  size_t size = 0;
+  for (size_t i = 0; i < v->n; i++) {
+    if (e_value(c, F->sub, &v->u.a[i], &ms[i])) return -1;
+    size += F->tag_n + vsize(ms[i]->size) + ms[i]->size;
+  }
+  if (v->n) {
+    eitem *it = eslot(n, 0);
+    it->n = (uint32_t)v->n;
+    it->u.ms = ms;
+    it->size = size;
+  }
+  enode_done(n);
+  *out = n;
+  return 0;
+}
+
+/* build_value: one member of the kind oneof, always written. */
+static int e_value(jctx *c, const dinfo *di, const jv *v, enode **out) {
+  if (c->sdepth + 1 > c->o->struct_max_depth) return -1;
+  enode *n = enode_new(c, di, 1);
+  if (!n) return -1;
+  int rc = 0;
+  uint32_t num = 1;
+  uint64_t raw = 0;
+  ebytes bs = {NULL, 0};
+  enode *m = NULL;
+  c->sdepth++;
+  switch (v->t) {
+  case J_NULL: break;
+  case J_TRUE:
+  case J_FALSE:
+    num = 4;
+    raw = v->t == J_TRUE;
+    break;
+  case J_NUM: {
+    double d = 0;
+    num = 2;
+    rc = j_double(c, v, 0, &d);
+    memcpy(&raw, &d, 8);
+    break;
+  }
+  case J_STR: {
+    char *s = NULL;
+    num = 3;
+    rc = set_string(c, v, &s);
+    bs.p = s;
+    bs.len = v->n;
+    break;
+  }
+  case J_OBJ:
+    num = 5;
+    rc = e_struct(c, di->fi[di_field(di, 5)].sub, v, &m);
+    break;
+  case J_ARR:
+    num = 6;
+    rc = e_list(c, di->fi[di_field(di, 6)].sub, v, &m);
+    break;
+  }
+  c->sdepth--;
+  if (rc) return -1;
+  eitem *it = e_set(n, num);
+  if (!it) return -1;
+  const finfo *F = &di->fi[it->fi];
+  it->n = 1;
+  if (num == 5 || num == 6)
+    it->u.m = m;
+  else if (num == 3)
+    it->u.s = bs;
+  else
+    it->u.raw = raw;
+  it->size = esize_one(F, raw, &bs, m);
+  enode_done(n);
+  *out = n;
+  return 0;
+}
+
+static int e_timestamp(jctx *c, const dinfo *di, const jv *v, enode **out) {
+  int64_t secs;
+  int32_t nanos;
+  if (ts_parse(v->u.s, v->n, &secs, &nanos)) return -1;
+  enode *n = enode_new(c, di, 2);
+  if (!n) return -1;
+  eitem *it = e_set(n, 1);
+  if (!it) return -1;
+  it->n = 1;
+  it->u.raw = (uint64_t)secs;
+  it->size = secs ? esize_one(&di->fi[it->fi], it->u.raw, NULL, NULL) : 0;
+  if (!(it = e_set(n, 2))) return -1;
+  it->n = 1;
+  it->u.raw = (uint64_t)(int64_t)nanos;
+  it->size = nanos ? esize_one(&di->fi[it->fi], it->u.raw, NULL, NULL) : 0;
+  enode_done(n);
+  *out = n;
+  return 0;
+}
+
+/* build_field_mask: "aB.c,d" -> paths "a_b.c", "d". */
+static int e_field_mask(jctx *c, const dinfo *di, const jv *v, enode **out) {
+  if (v->has_nul) return -1;
+  enode *n = enode_new(c, di, 1);
+  if (!n) return -1;
+  if (v->n) {
+    size_t np = 1, upper = 0, size = 0;
+    for (size_t i = 0; i < v->n; i++) {
+      np += v->u.s[i] == ',';
+      upper += v->u.s[i] >= 'A' && v->u.s[i] <= 'Z';
+    }
+    char *buf = arena_alloc(c->a, v->n + upper + 1), *w = buf;
+    ebytes *ps = arena_alloc(c->a, np * sizeof *ps);
+    eitem *it = e_set(n, 1);
+    if (!buf || !ps || !it) return -1;
+    size_t k = 0;
+    ps[0].p = w;
+    for (size_t i = 0; i < v->n; i++) {
+      char ch = v->u.s[i];
+      if (ch == ',') {
+        ps[k].len = (size_t)(w - ps[k].p);
+        ps[++k].p = w;
+      } else if (ch >= 'A' && ch <= 'Z') {
+        *w++ = '_';
+        *w++ = (char)(ch - 'A' + 'a');
+      } else {
+        *w++ = ch;
+      }
+    }
+    ps[k].len = (size_t)(w - ps[k].p);
+    const finfo *F = &di->fi[it->fi];
+    for (size_t i = 0; i < np; i++)
+      size += F->tag_n + vsize(ps[i].len) + ps[i].len;
+    it->n = (uint32_t)np;
+    it->u.ss = ps;
+    it->size = size;
+  }
+  enode_done(n);
+  *out = n;
+  return 0;
+}
+
+/* build_msg. */
+static int e_msg(jctx *c, const dinfo *di, const jv *v, enode **out) {
+  if (!di) return -1;
+  size_t inc = di->family ? 0 : 1;
+  if (c->depth + inc > c->o->max_depth) return -1;
+  c->depth += inc;
+  int rc;
+  if (di->kind == K_VALUE)
+    rc = e_value(c, di, v, out);
+  else if (di->kind == K_STRUCT)
+    rc = e_struct(c, di, v, out);
+  else if (di->kind == K_LIST)
+    rc = e_list(c, di, v, out);
+  else if (di->kind == K_TIMESTAMP && v->t == J_STR)
+    rc = e_timestamp(c, di, v, out);
+  else if (di->kind == K_FIELDMASK && v->t == J_STR)
+    rc = e_field_mask(c, di, v, out);
+  else
+    rc = e_generic(c, di, v, out);
+  c->depth -= inc;
+  return rc;
+}
+
+static inline uint8_t *ew_raw(uint8_t wt, uint64_t raw, uint8_t *w) {
+  if (wt == 0) return w + wr_varint(w, raw);
+  size_t n = wt == 5 ? 4 : 8;
+  for (size_t i = 0; i < n; i++)
+    w[i] = (uint8_t)(raw >> (8 * i));
+  return w + n;
+}
+
+static uint8_t *ew_node(const enode *n, uint8_t *w);
+
+static uint8_t *ew_one(const finfo *F, uint64_t raw, const ebytes *bs, const enode *m, uint8_t *w) {
+  memcpy(w, F->tag, F->tag_n);
+  w += F->tag_n;
+  switch (F->type) {
+  case PROTOBUF_C_TYPE_MESSAGE: w += wr_varint(w, m->size); return ew_node(m, w);
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES:
+    w += wr_varint(w, bs->len);
+    if (bs->len) memcpy(w, bs->p, bs->len);
+    return w + bs->len;
+  default: return ew_raw(F->wt, raw, w);
+  }
+}
+
+static uint8_t *ew_node(const enode *n, uint8_t *w) {
+  const dinfo *di = n->di;
+  for (uint32_t k = 0; k < n->n; k++) {
+    const eitem *it = &n->it[k];
+    if (!it->size) continue;
+    const finfo *F = &di->fi[it->fi];
+    if (!F->repeated) {
+      w = ew_one(F, it->u.raw, &it->u.s, it->u.m, w);
+    } else if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
+      for (uint32_t i = 0; i < it->n; i++)
+        w = ew_one(F, 0, NULL, it->u.ms[i], w);
+    } else if (F->type == PROTOBUF_C_TYPE_STRING || F->type == PROTOBUF_C_TYPE_BYTES) {
+      for (uint32_t i = 0; i < it->n; i++)
+        w = ew_one(F, 0, &it->u.ss[i], NULL, w);
+    } else if (F->packed) {
+      memcpy(w, F->ptag, F->ptag_n);
+      w += F->ptag_n;
+      w += wr_varint(w, it->plen);
+      for (uint32_t i = 0; i < it->n; i++)
+        w = ew_raw(F->wt, it->u.raws[i], w);
+    } else {
+      for (uint32_t i = 0; i < it->n; i++)
+        w = ew_one(F, it->u.raws[i], NULL, NULL, w);
+    }
+  }
+  if (n->unklen) memcpy(w, n->unk, n->unklen);
+  return w + n->unklen;
+}
+
+static int from_json_fast(const dinfo *di, const jv *root, const w2a_pbjson_opts *o, arena *a,
+                          w2a_buf *out) {
+  jctx c = {.a = a, .o = o, .path = "$", .plen = 1};
+  enode *n;
+  if (e_msg(&c, di, root, &n) || w2a_buf_reserve(out, n->size)) return -1;
+  uint8_t *w0 = (uint8_t *)out->data + out->len, *w = ew_node(n, w0);
+  assert((size_t)(w - w0) == n->size);
+  out->len += n->size;
+  out->data[out->len] = 0;
+  return 0;
+}
+
 int w2a_pbjson_from_json(const ProtobufCMessageDescriptor *d, const char *json, size_t len,
                          const w2a_pbjson_opts *oin, w2a_buf *out_bytes, w2a_err *err) {
   w2a_pbjson_opts o;
@@ -2229,43 +4027,17 @@ int w2a_pbjson_from_json(const ProtobufCMessageDescriptor *d, const char *json, 
                     o.max_input);
   if (!json) json = "";
   arena a;
-  /* The tree costs ~2x the text; messages a few times more. */
-  arena_init(&a, len > SIZE_MAX / 32 ? SIZE_MAX / 2 : len * 32 + (1u << 20), len * 4);
-  jparser P = {.p = json,
-               .start = json,
-               .end = json + len,
-               .a = &a,
-               .err = err,
-               .max_depth = 2 * o.max_depth + o.struct_max_depth + 8};
+  json_arena_init(&a, len);
   jv root;
-  int rc;
-  jws(&P);
-  if (jvalue(&P, &root)) {
-    rc = P.rc;
-    goto out;
+  int rc = json_parse(json, len, &o, &a, err, &root);
+  if (!rc) {
+    const dinfo *di = dinfo_of(d);
+    amark mk = arena_mark(&a);
+    if (!di || from_json_fast(di, &root, &o, &a, out_bytes)) {
+      arena_release(&a, mk);
+      rc = build_and_pack(d, &root, &o, &a, out_bytes, err);
+    }
   }
-  jws(&P);
-  if (P.p != P.end) {
-    rc = jsyntax(&P, P.p, "unexpected data after the JSON value");
-    goto out;
-  }
-  jctx c = {.a = &a, .err = err, .o = &o, .path = "$", .plen = 1};
-  ProtobufCMessage *m = NULL;
-  if ((rc = build_msg(&c, d, &root, &m))) goto out;
-  size_t n = protobuf_c_message_get_packed_size(m);
-  if ((rc = w2a_buf_reserve(out_bytes, n))) {
-    w2a_errf(err, rc, "protobuf output of %zu bytes: %s", n, w2a_strerror(rc));
-    goto out;
-  }
-  size_t w = protobuf_c_message_pack(m, (uint8_t *)out_bytes->data + out_bytes->len);
-  if (w != n) {
-    rc = w2a_errf(err, W2A_EINVAL, "protobuf-c packed %zu bytes, expected %zu", w, n);
-    goto out;
-  }
-  out_bytes->len += n;
-  out_bytes->data[out_bytes->len] = 0;
-out:
-  free(P.stk);
   arena_free(&a);
   return rc;
 }

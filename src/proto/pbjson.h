@@ -97,4 +97,16 @@ int w2a_pbjson_sample(const ProtobufCMessageDescriptor *d, w2a_buf *out, w2a_err
 /* Number of unknown fields in m and every message below it. */
 size_t w2a_pb_count_unknown(const ProtobufCMessage *m);
 
+/* Reference implementations, for differential tests and benchmarks: the same contract
+ * as w2a_pbjson_to_json, w2a_pbjson_from_json and w2a_pbjson_validate_ex, built on
+ * protobuf-c (validate, unpack, print the structs; build structs, pack). The functions
+ * above produce the same bytes, text and errors by other means (they read the wire and
+ * write it directly) and hand any input they refuse to these, so error texts are theirs. */
+int w2a_pbjson_to_json_ref(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                           const w2a_pbjson_opts *o, w2a_buf *out, w2a_err *err);
+int w2a_pbjson_from_json_ref(const ProtobufCMessageDescriptor *d, const char *json, size_t len,
+                             const w2a_pbjson_opts *o, w2a_buf *out_bytes, w2a_err *err);
+int w2a_pbjson_validate_ref(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
+                            const w2a_pbjson_opts *o, w2a_err *err);
+
 #endif
