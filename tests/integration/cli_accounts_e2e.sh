@@ -13,33 +13,14 @@ set -euo pipefail
 
 BUILD=$(cd "${1:?usage: $0 <build-dir> <source-dir>}" && pwd)
 W2A="$BUILD/warp2api"
-command -v jq >/dev/null || { echo "FAIL: jq not installed" >&2; exit 1; }
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { echo "ok   - $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL - $1" >&2; failed=$((failed + 1)); }
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+need jq
 
 RT_A="rt-alpha-0123456789abcdef"
 RT_B="rt-bravo-0123456789abcdef"
 RT_C="rt-charlie-0123456789abcdef"
-"$BUILD/fakewarp" --port 0 --port-file "$TMP/fw.port" \
-  --account "a@example.com:$RT_A" --account "b@example.com:$RT_B" --account "c@example.com:$RT_C" \
-  >"$TMP/fakewarp.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [[ -s "$TMP/fw.port" ]] && break; sleep 0.05; done
-[[ -s "$TMP/fw.port" ]] || { echo "FAIL: fakewarp did not start" >&2; exit 1; }
-FW="http://127.0.0.1:$(cat "$TMP/fw.port")"
+start_fakewarp --account "a@example.com:$RT_A" --account "b@example.com:$RT_B" \
+  --account "c@example.com:$RT_C"
 
 : >"$TMP/empty.env"
 export W2A_ENV_FILE="$TMP/empty.env" LOG_LEVEL=warn LOG_FILE=""
@@ -74,7 +55,7 @@ runin() {
   return 0
 }
 has() { grep -qF -- "$2" "$TMP/$1"; }
-check() { # desc file substring
+check() { # desc file substring (this script's own, in place of lib.bash's)
   if has "$2" "$3"; then ok "$1"; else bad "$1: \"$3\" not in $2: $(head -c 300 "$TMP/$2")"; fi
 }
 
@@ -264,5 +245,4 @@ for t in "$RT_A" "$RT_B" rt-d-1 rt-g-2 rt-unverified-1; do
 done
 ((leak)) || ok "no refresh token printed outside the secret export"
 
-echo "$passed passed, $failed failed"
-((failed == 0))
+summary

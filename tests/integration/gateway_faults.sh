@@ -23,38 +23,12 @@ set -uo pipefail
 
 BUILD=$(cd "${1:?usage: $0 <build-dir> <source-dir>}" && pwd)
 W2A="$BUILD/warp2api"
-for t in jq curl python3; do
-  command -v $t >/dev/null || { echo "FAIL: $t not installed" >&2; echo "0 passed, 1 failed"; exit 1; }
-done
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+need jq curl python3
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { echo "ok   - $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL - $1" >&2; failed=$((failed + 1)); }
-check() {
-  local d=$1
-  shift
-  if "$@"; then ok "$d"; else bad "$d"; fi
-}
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
-"$BUILD/fakewarp" --port 0 --port-file "$TMP/fw.port" \
-  --account "a@example.com:rt-alpha-0123456789abcdef" \
+start_fakewarp --account "a@example.com:rt-alpha-0123456789abcdef" \
   --account "b@example.com:rt-bravo-0123456789abcdef" \
-  --account "c@example.com:rt-charl-0123456789abcdef" >"$TMP/fakewarp.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [[ -s "$TMP/fw.port" ]] && break; sleep 0.05; done
-[[ -s "$TMP/fw.port" ]] || { echo "FAIL: fakewarp did not start"; echo "0 passed, 1 failed"; exit 1; }
-FW="http://127.0.0.1:$(cat "$TMP/fw.port")"
+  --account "c@example.com:rt-charl-0123456789abcdef"
 
 PORT=$(free_port)
 APORT=$(free_port)
@@ -62,7 +36,6 @@ export W2A_ENV_FILE=/dev/null LOG_LEVEL=info LOG_FILE=""
 export WARP_BASE_URL="$FW" FIREBASE_SECURETOKEN_URL="$FW" FIREBASE_IDENTITY_URL="$FW"
 export QUOTA_POLL_INTERVAL=3600 PORT POOL_SERVICE_PORT=$APORT ADMIN_TOKEN=adm-secret
 export KEEPALIVE_INTERVAL=30
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 cd "$TMP"
 G="http://127.0.0.1:$PORT"
 RUN=0
@@ -248,5 +221,4 @@ check "… no [DONE] was faked for the cut stream" bash -c "! grep -q 'DONE' '$T
 check "… and no sanitizer report (leaks) after the aborts" bash -c "! grep -q Sanitizer '$GW_LOG'"
 
 [[ $failed -eq 0 ]] || { echo "--- last gateway log (tail)"; tail -30 "$GW_LOG"; } >&2
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+summary

@@ -21,37 +21,11 @@ set -uo pipefail
 
 BUILD=$(cd "${1:?usage: $0 <build-dir> <source-dir>}" && pwd)
 W2A="$BUILD/warp2api"
-for t in jq curl python3 protoc; do
-  command -v $t >/dev/null || { echo "FAIL: $t not installed" >&2; echo "0 passed, 1 failed"; exit 1; }
-done
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+need jq curl python3 protoc
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { echo "ok   - $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL - $1" >&2; failed=$((failed + 1)); }
-check() { # check DESC CONDITION-COMMAND...
-  local d=$1
-  shift
-  if "$@"; then ok "$d"; else bad "$d"; fi
-}
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
-"$BUILD/fakewarp" --port 0 --port-file "$TMP/fw.port" \
-  --account "a@example.com:rt-alpha-0123456789abcdef" \
-  --account "b@example.com:rt-bravo-0123456789abcdef" >"$TMP/fakewarp.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [[ -s "$TMP/fw.port" ]] && break; sleep 0.05; done
-[[ -s "$TMP/fw.port" ]] || { echo "FAIL: fakewarp did not start"; echo "0 passed, 1 failed"; exit 1; }
-FW="http://127.0.0.1:$(cat "$TMP/fw.port")"
+start_fakewarp --account "a@example.com:rt-alpha-0123456789abcdef" \
+  --account "b@example.com:rt-bravo-0123456789abcdef"
 
 PORT=$(free_port)
 APORT=$(free_port)
@@ -60,7 +34,6 @@ export WARP_BASE_URL="$FW" FIREBASE_SECURETOKEN_URL="$FW" FIREBASE_IDENTITY_URL=
 export DATABASE_PATH="$TMP/accounts.db" QUOTA_POLL_INTERVAL=3600 PORT POOL_SERVICE_PORT=$APORT
 export MAX_BODY_BYTES=64K MAX_HEADER_BYTES=8K KEEPALIVE_INTERVAL=1 ADMIN_TOKEN=adm-secret
 export MODEL_ALIASES="my-fast=claude-4-sonnet,gpt-4o-mini=auto" CORS_ORIGINS="https://app.example"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 cd "$TMP"
 printf 'rt-alpha-0123456789abcdef\n' | "$W2A" accounts add --email a@example.com >/dev/null 2>&1
 printf 'rt-bravo-0123456789abcdef\n' | "$W2A" accounts add --email b@example.com >/dev/null 2>&1
@@ -296,5 +269,4 @@ check "SIGTERM after the run: clean exit (rc $rc)" test $rc -eq 0
 check "no sanitizer report (leaks, UB) in the gateway log" bash -c "! grep -q 'Sanitizer' '$TMP/gw.log'"
 [[ $failed -eq 0 ]] || { echo "--- gateway log (tail)"; tail -30 "$TMP/gw.log"; } >&2
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+summary

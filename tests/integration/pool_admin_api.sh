@@ -12,38 +12,16 @@
 set -euo pipefail
 
 BUILD=$(cd "${1:?usage: $0 <build-dir> <source-dir>}" && pwd)
-command -v jq >/dev/null || { echo "FAIL: jq not installed" >&2; exit 1; }
-command -v curl >/dev/null || { echo "FAIL: curl not installed" >&2; exit 1; }
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { echo "ok   - $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL - $1" >&2; failed=$((failed + 1)); }
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+need jq curl
 
 # ---- fakewarp ------------------------------------------------------------------------
 RT_A="rt-alpha-0123456789abcdef"
 RT_B="rt-bravo-0123456789abcdef"
 RT_C="rt-charlie-0123456789abcdef"
 RT_D="rt-delta-0123456789abcdef"
-"$BUILD/fakewarp" --port 0 --port-file "$TMP/fw.port" \
-  --account "a@example.com:$RT_A" --account "b@example.com:$RT_B" \
-  --account "c@example.com:$RT_C" --account "d@example.com:$RT_D" \
-  >"$TMP/fakewarp.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [[ -s "$TMP/fw.port" ]] && break; sleep 0.05; done
-[[ -s "$TMP/fw.port" ]] || { echo "FAIL: fakewarp did not start" >&2; cat "$TMP/fakewarp.log" >&2; exit 1; }
-FW="http://127.0.0.1:$(cat "$TMP/fw.port")"
+start_fakewarp --account "a@example.com:$RT_A" --account "b@example.com:$RT_B" \
+  --account "c@example.com:$RT_C" --account "d@example.com:$RT_D"
 
 # ---- the pool service ----------------------------------------------------------------
 POOL_CMD=${W2A_POOL_CMD:-"$BUILD/warp2api pool"}
@@ -463,5 +441,4 @@ for t in "$RT_A" "$RT_B" "$RT_C" "$RT_D" rt-new-for-a rt-g2 bad-unknown-token-12
 done
 ((leaks)) || ok "no refresh token in any response (but the secret export) or log"
 
-echo "$passed passed, $failed failed"
-((failed == 0))
+summary

@@ -9,23 +9,15 @@ set -euo pipefail
 
 BUILD=$(cd "${1:?usage: $0 <build-dir> <source-dir>}" && pwd)
 SRC=$(cd "${2:?usage: $0 <build-dir> <source-dir>}" && pwd)
-TMP=$(mktemp -d)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 export WARP2API_BIN="$BUILD/warp2api" W2A_RUN_DIR="$TMP/run" W2A_LOG_DIR="$TMP/logs"
 START="$SRC/start_production.sh"
 STOP="$SRC/stop_production.sh"
 BLOCKER=""
-cleanup() {
+on_cleanup() {
   "$STOP" --timeout 5 >/dev/null 2>&1 || true
   [[ -n "$BLOCKER" ]] && kill "$BLOCKER" 2>/dev/null || true
-  rm -rf "$TMP"
 }
-trap cleanup EXIT
-
-passed=0
-failed=0
-ok() { echo "ok   - $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL - $1" >&2; failed=$((failed + 1)); }
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 POOL_PORT=$(free_port)
 GW_PORT=$(free_port)
@@ -110,5 +102,4 @@ echo "$STUBBORN" >"$TMP/run/warp2api.pid"
 runs 0 "stop a process that ignores SIGTERM" "$STOP" --timeout 1 && grep -q "SIGKILL" "$TMP/out" && ! kill -0 "$STUBBORN" 2>/dev/null && ok "SIGKILL after the timeout"
 wait "$STUBBORN" 2>/dev/null || true
 
-echo "$passed passed, $failed failed"
-((failed == 0))
+summary

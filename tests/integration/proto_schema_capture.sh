@@ -22,13 +22,7 @@ fi
 command -v protoc >/dev/null || { echo "FAIL: protoc not installed" >&2; exit 1; }
 
 INC=(-I "$PROTO" -I /usr/include)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-passed=0
-failed=0
-ok() { echo "ok   - $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL - $1" >&2; failed=$((failed + 1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 decode() { # type proto-file < bytes
   protoc --decode="warp.multi_agent.v1.$1" "${INC[@]}" "$PROTO/$2"
@@ -106,5 +100,4 @@ else
   bad "request: protoc --encode failed: $(cat "$TMP/enc.err" 2>/dev/null)"
 fi
 
-echo "$passed passed, $failed failed"
-((failed == 0))
+summary
