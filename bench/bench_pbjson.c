@@ -5,9 +5,12 @@
  * tool_call_result (call_mcp_tool results), plus settings, metadata.logging and an MCP
  * tool with a JSON schema, about what the gateway sends on a long conversation. Each
  * direction runs ITERS times; the median, p10 and p90 are printed in µs, with sizes.
- *   json->pb   w2a_pbjson_from_json (parse, build, pack)
- *   pb->json   w2a_pbjson_to_json (validate, arena unpack, emit)
+ *   json->pb   w2a_pbjson_from_json (parse, then encode straight from the tree)
+ *   pb->json   w2a_pbjson_to_json (validate, then print straight from the wire)
  *   validate   w2a_pbjson_validate alone
+ * each followed by "ref", the protobuf-c reference path (w2a_pbjson_*_ref: build
+ * structs + pack; validate + unpack + print the structs), timed in the same iteration
+ * right after it so that both see the same machine load. Outputs are checked equal.
  * Usage: bench_pbjson [ITERS] [MESSAGES] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +96,13 @@ static stats summarize(uint64_t *ns, int n) {
   return s;
 }
 
+static void report(const char *what, uint64_t *ns, int n, size_t json_len) {
+  stats s = summarize(ns, n);
+  printf("%-9s  median %8.1f us   p10 %8.1f   p90 %8.1f", what, s.p50, s.p10, s.p90);
+  if (json_len) printf("   (%.0f MB/s of JSON)", json_len / s.p50);
+  putchar('\n');
+}
+
 int main(int argc, char **argv) {
   int iters = argc > 1 ? atoi(argv[1]) : 2000;
   int nmsg = argc > 2 ? atoi(argv[2]) : 100;
@@ -120,6 +130,9 @@ int main(int argc, char **argv) {
   printf("request: %d history messages, %zu bytes protobuf, %zu bytes JSON; %d iterations\n", nmsg,
          pb.len, out.len, iters);
 
+  /* Each iteration runs the fast path and the protobuf-c reference path back to back,
+   * so both see the same load on a shared machine. */
+  uint64_t *t2 = malloc(sizeof *t2 * (size_t)iters);
   w2a_buf tmp;
   w2a_buf_init(&tmp, 0);
   for (int i = 0; i < iters; i++) {
@@ -127,32 +140,45 @@ int main(int argc, char **argv) {
     uint64_t t0 = w2a_mono_ns();
     int rc = w2a_pbjson_from_json(d, out.data, out.len, NULL, &tmp, &err);
     t[i] = w2a_mono_ns() - t0;
+    if (rc || tmp.len != pb.len || memcmp(tmp.data, pb.data, pb.len)) return 1;
+    w2a_buf_reset(&tmp);
+    t0 = w2a_mono_ns();
+    rc = w2a_pbjson_from_json_ref(d, out.data, out.len, NULL, &tmp, &err);
+    t2[i] = w2a_mono_ns() - t0;
     if (rc || tmp.len != pb.len) return 1;
   }
-  stats a = summarize(t, iters);
-  printf("json->pb   median %8.1f us   p10 %8.1f   p90 %8.1f   (%.0f MB/s of JSON)\n", a.p50, a.p10,
-         a.p90, out.len / a.p50);
+  report("json->pb", t, iters, out.len);
+  report("  ref", t2, iters, out.len);
 
   for (int i = 0; i < iters; i++) {
     w2a_buf_reset(&tmp);
     uint64_t t0 = w2a_mono_ns();
     int rc = w2a_pbjson_to_json(d, (const uint8_t *)pb.data, pb.len, NULL, &tmp, &err);
     t[i] = w2a_mono_ns() - t0;
+    if (rc || tmp.len != out.len || memcmp(tmp.data, out.data, out.len)) return 1;
+    w2a_buf_reset(&tmp);
+    t0 = w2a_mono_ns();
+    rc = w2a_pbjson_to_json_ref(d, (const uint8_t *)pb.data, pb.len, NULL, &tmp, &err);
+    t2[i] = w2a_mono_ns() - t0;
     if (rc || tmp.len != out.len) return 1;
   }
-  stats b = summarize(t, iters);
-  printf("pb->json   median %8.1f us   p10 %8.1f   p90 %8.1f   (%.0f MB/s of JSON)\n", b.p50, b.p10,
-         b.p90, out.len / b.p50);
+  report("pb->json", t, iters, out.len);
+  report("  ref", t2, iters, out.len);
 
   for (int i = 0; i < iters; i++) {
     uint64_t t0 = w2a_mono_ns();
     int rc = w2a_pbjson_validate(d, (const uint8_t *)pb.data, pb.len, &err);
     t[i] = w2a_mono_ns() - t0;
     if (rc) return 1;
+    t0 = w2a_mono_ns();
+    rc = w2a_pbjson_validate_ref(d, (const uint8_t *)pb.data, pb.len, NULL, &err);
+    t2[i] = w2a_mono_ns() - t0;
+    if (rc) return 1;
   }
-  stats c = summarize(t, iters);
-  printf("validate   median %8.1f us   p10 %8.1f   p90 %8.1f\n", c.p50, c.p10, c.p90);
+  report("validate", t, iters, 0);
+  report("  ref", t2, iters, 0);
 
+  free(t2);
   free(t);
   w2a_buf_free(&tmp);
   w2a_buf_free(&js);

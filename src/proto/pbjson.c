@@ -55,7 +55,10 @@ static void arena_init(arena *a, size_t cap, size_t first) {
   a->next_size = first < 16384 ? 16384 : first > (4u << 20) ? (4u << 20) : first;
 }
 
-static void *arena_alloc(arena *a, size_t n) {
+static void *arena_grow(arena *a, size_t n);
+
+/* Inline: it runs for every JSON string and node. */
+static inline void *arena_alloc(arena *a, size_t n) {
   if (n > a->cap) return NULL;
   n = n ? (n + 15) & ~(size_t)15 : 16;
   chunk *c = a->head;
@@ -64,6 +67,12 @@ static void *arena_alloc(arena *a, size_t n) {
     c->used += n;
     return p;
   }
+  return arena_grow(a, n);
+}
+
+/* n is rounded and at most the cap. */
+static void *arena_grow(arena *a, size_t n) {
+  chunk *c;
   size_t sz = a->next_size > n ? a->next_size : n;
   if (a->total + sz > a->cap) return NULL;
   c = malloc(CHUNK_HDR + sz);
@@ -217,7 +226,17 @@ static size_t utf8_seq(const uint8_t *s, size_t n) {
 static size_t utf8_check(const uint8_t *s, size_t n, int nul_bad) {
   size_t i = 0;
   while (i < n) {
-    /* ASCII fast path, eight bytes at a time. */
+    /* ASCII fast path, sixteen then eight bytes at a time. */
+    while (i + 16 <= n) {
+      uint64_t a, b;
+      memcpy(&a, s + i, 8);
+      memcpy(&b, s + i + 8, 8);
+      if ((a | b) & 0x8080808080808080ull) break;
+      if (nul_bad && (((a - 0x0101010101010101ull) & ~a) | ((b - 0x0101010101010101ull) & ~b)) &
+                         0x8080808080808080ull)
+        break;
+      i += 16;
+    }
     while (i + 8 <= n) {
       uint64_t w;
       memcpy(&w, s + i, 8);
@@ -538,6 +557,22 @@ static const uint8_t json_esc[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                       1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                       1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1};
 
+/* Bytes at s before the first one that needs escaping (or n). Eight at a time: a byte
+ * below 0x20, a '"' or a '\\' sets a high bit in the word test (exact as an "any"). */
+static size_t json_plain_len(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    uint64_t qt = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    if ((((w - ones * 0x20) & ~w) | ((qt - ones) & ~qt) | ((bs - ones) & ~bs)) & highs) break;
+  }
+  while (i < n && !json_esc[(uint8_t)s[i]])
+    i++;
+  return i;
+}
+
 /* A JSON string literal. Runs that need no escape are copied whole; the output is
  * reserved once for the common case of no escapes at all. */
 static void put_str(emitter *e, const char *s, size_t n) {
@@ -550,8 +585,7 @@ static void put_str(emitter *e, const char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
     size_t run = i;
-    while (i < n && !json_esc[(uint8_t)s[i]])
-      i++;
+    i += json_plain_len(s + i, n - i);
     if (i > run) {
       if ((rc = w2a_buf_reserve(b, i - run + 1))) return buf_fail(e, rc);
       memcpy(b->data + b->len, s + run, i - run);
@@ -1399,10 +1433,22 @@ static int jstring(jparser *P, const char **out, size_t *outlen, uint8_t *has_nu
    * way, so a string without escapes is checked and located in one pass. */
   const char *r = q;
   for (;;) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (e - r >= 16) {
+      uint64_t w, x;
+      memcpy(&w, r, 8);
+      memcpy(&x, r + 8, 8);
+      uint64_t qw = w ^ (ones * '"'), bw = w ^ (ones * '\\');
+      uint64_t qx = x ^ (ones * '"'), bx = x ^ (ones * '\\');
+      if ((w | x | ((w - ones * 0x20) & ~w) | ((qw - ones) & ~qw) | ((bw - ones) & ~bw) |
+           ((x - ones * 0x20) & ~x) | ((qx - ones) & ~qx) | ((bx - ones) & ~bx)) &
+          highs)
+        break;
+      r += 16;
+    }
     while (e - r >= 8) {
       uint64_t w;
       memcpy(&w, r, 8);
-      uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
       uint64_t qt = w ^ (ones * '"'), bs = w ^ (ones * '\\');
       if ((w | ((w - ones * 0x20) & ~w) | ((qt - ones) & ~qt) | ((bs - ones) & ~bs)) & highs) break;
       r += 8;
