@@ -11,6 +11,8 @@
  * each followed by "ref", the protobuf-c reference path (w2a_pbjson_*_ref: build
  * structs + pack; validate + unpack + print the structs), timed in the same iteration
  * right after it so that both see the same machine load. Outputs are checked equal.
+ *   unpack     protobuf_c_message_unpack + free_unpacked alone, for scale: what
+ *              w2a_pbjson_unpack adds to it is the validate line
  * Usage: bench_pbjson [ITERS] [MESSAGES] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +179,16 @@ int main(int argc, char **argv) {
   }
   report("validate", t, iters, 0);
   report("  ref", t2, iters, 0);
+
+  /* What validation guards: protobuf-c's own unpack (default allocator) and free. */
+  for (int i = 0; i < iters; i++) {
+    uint64_t t0 = w2a_mono_ns();
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, pb.len, (const uint8_t *)pb.data);
+    if (!m) return 1;
+    protobuf_c_message_free_unpacked(m, NULL);
+    t[i] = w2a_mono_ns() - t0;
+  }
+  report("unpack", t, iters, 0);
 
   free(t2);
   free(t);

@@ -1,17 +1,33 @@
 /* pbjson.c - JSON <-> protobuf for any message, driven by protobuf-c descriptors.
  *
- * Four parts, in file order:
+ * Two implementations of each direction live here. The reference ones are built on
+ * protobuf-c: validate the wire, unpack into structs, print them; parse JSON into a
+ * tree, build structs, protobuf_c_message_pack. The fast ones (the public entry points)
+ * produce exactly the same bytes and text without the structs: bytes -> JSON reads each
+ * message once into per-field records and prints them with unpack's rules; JSON -> bytes
+ * walks the tree as the builder does, keeping each field's wire-ready value and size, and
+ * writes every byte once. On anything they refuse (bad input, caps, proto2 rules) they
+ * hand the same input to the reference path, so every error text is the reference's;
+ * tests/unit/test_pbjson_diff.c and both fuzz targets hold the two to byte equality.
+ *
+ * Sections, in file order:
  *   1. a per-call arena, handed to protobuf-c as its allocator and used for every
  *      temporary (JSON tree, messages built from JSON), freed in one sweep;
- *   2. the wire validator: walks tags and lengths with the descriptor and names the
- *      byte offset of the first problem, because protobuf_c_message_unpack only says
- *      NULL. It is deliberately at least as strict as protobuf-c (tag varints of at
- *      most 5 bytes, length prefixes of at most 5, packed bools of 0/1 bytes, no
- *      groups), so that after it passes, unpack fails only for lack of memory;
- *   3. the emitter: unpacked message -> JSON text written straight into a w2a_buf;
- *   4. the reader: a strict RFC 8259 parser into an arena tree (json-c took 210 µs
- *      for a 20 KB request and clamps out-of-range integers silently, so it is not
- *      used here), then tree -> protobuf-c structs in the same arena -> pack.
+ *   2. the reference wire validator: walks tags and lengths with the descriptor and names
+ *      the byte offset of the first problem, because protobuf_c_message_unpack only says
+ *      NULL. It is deliberately at least as strict as protobuf-c (tag varints of at most
+ *      5 bytes, length prefixes of at most 5, packed bools of 0/1 bytes, no groups, no
+ *      second occurrence of a singular message field, which protobuf-c 1.4.1 merges
+ *      unsafely), so that after it passes, unpack fails only for lack of memory;
+ *   3. the reference emitter: unpacked message -> JSON text written into a w2a_buf (also
+ *      w2a_pbjson_msg_to_json, for callers holding structs);
+ *   4. the JSON reader: a strict RFC 8259 parser into an arena tree (json-c took 210 µs
+ *      for a 20 KB request and clamps out-of-range integers silently), shared by both
+ *      encoders, then the reference builder: tree -> protobuf-c structs -> pack;
+ *   5. per-descriptor tables, built once from the registry (field by number and by name,
+ *      oneof groups, pre-encoded tags);
+ *   6. the fast validator: the same accept set as 2, without error text;
+ *   7. bytes -> JSON from the wire; 8. JSON tree -> bytes.
  *
  * Strings in messages built from JSON point into the arena tree (NUL-terminated
  * copies), so nothing is copied twice and nothing outlives the call. */

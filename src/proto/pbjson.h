@@ -83,7 +83,11 @@ int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                         w2a_err *err);
 
 /* Validate, then unpack with the default allocator (free with
- * protobuf_c_message_free_unpacked). NULL on error, with err filled. */
+ * protobuf_c_message_free_unpacked). NULL on error, with err filled. Use it instead of
+ * protobuf_c_message_unpack on bytes from outside: protobuf-c 1.4.1 merges a second
+ * occurrence of a singular message field by reading out of bounds, and the validator
+ * refuses such input first. The validation pass is table-driven, a small fraction of
+ * the cost of the unpack itself (BENCHMARKS.md, "protocol"). */
 ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                                     size_t len, w2a_err *err);
 
