@@ -141,7 +141,10 @@ static void on_async(uv_async_t *a) {
   if (p->closing) maybe_finish_close(p);
 }
 
-static void submit(w2a_pool *p, job *j) {
+/* Queue j for the worker thread: work runs there, then done back on the loop. */
+static void submit(w2a_pool *p, job *j, void (*work)(job *, w2a_store *), void (*done)(job *)) {
+  j->work = work;
+  j->done = done;
   j->next = NULL;
   p->jobs_inflight++;
   uv_mutex_lock(&p->mu);
@@ -177,13 +180,11 @@ static void user_done(job *j) {
 void w2a_pool_submit(w2a_pool *p, w2a_pool_work_fn work, void (*done)(void *ud), void *ud) {
   user_job *u = calloc(1, sizeof *u);
   if (!u) abort(); /* a lost job would leak its caller's state silently */
-  u->j.work = user_work;
-  u->j.done = user_done;
   u->p = p;
   u->work = p->closing ? NULL : work;
   u->done = done;
   u->ud = ud;
-  submit(p, &u->j);
+  submit(p, &u->j, user_work, user_done);
 }
 
 const w2a_config *w2a_pool_config(const w2a_pool *p) { return p->cfg; }
@@ -428,9 +429,7 @@ static void on_refresh_http(int code, int status, const char *body, size_t len, 
     json_object_put(o);
   }
   f->stage = F_STORE;
-  f->j.work = store_work;
-  f->j.done = flight_stored;
-  submit(p, &f->j);
+  submit(p, &f->j, store_work, flight_stored);
 }
 
 static size_t urlencode(const char *s, char *out, size_t cap) {
@@ -521,9 +520,7 @@ static void flight_claimed(job *j) {
     if (p->closing) {
       f->ok = 0;
       snprintf(f->msg, sizeof f->msg, "pool closing");
-      f->j.work = store_work;
-      f->j.done = flight_stored;
-      submit(p, &f->j);
+      submit(p, &f->j, store_work, flight_stored);
       return;
     }
     start_refresh_http(f);
@@ -544,9 +541,7 @@ static void flight_step(flight *f) {
   }
   f->queued = 0;
   f->stage = F_CLAIM;
-  f->j.work = claim_work;
-  f->j.done = flight_claimed;
-  submit(p, &f->j);
+  submit(p, &f->j, claim_work, flight_claimed);
 }
 
 /* Get a usable ID token for an account: fn (may be NULL) runs on the loop with it. */
@@ -592,9 +587,7 @@ static void ensure_token(w2a_pool *p, int64_t id, int force, token_fn fn, void *
   /* Look first: a token that is fresh (refreshed by a peer, or never stale) costs no
    * limiter slot and no refresh. */
   f->stage = F_CHECK;
-  f->j.work = claim_work;
-  f->j.done = flight_claimed;
-  submit(p, &f->j);
+  submit(p, &f->j, claim_work, flight_claimed);
 }
 
 /* ---- quota polling --------------------------------------------------------------------- */
@@ -702,9 +695,7 @@ static void on_quota_http(int code, int status, const char *body, size_t len, co
     }
     json_object_put(o);
   }
-  q->j.work = quota_store_work;
-  q->j.done = quota_stored;
-  submit(p, &q->j);
+  submit(p, &q->j, quota_store_work, quota_stored);
 }
 
 static void quota_read_done(job *j) {
@@ -774,9 +765,7 @@ void w2a_pool_poll_quota(w2a_pool *p, int64_t id, w2a_pool_done_fn cb, void *ud)
   q->id = id;
   q->cb = cb;
   q->ud = ud;
-  q->j.work = quota_read_work;
-  q->j.done = quota_read_done;
-  submit(p, &q->j);
+  submit(p, &q->j, quota_read_work, quota_read_done);
 }
 
 /* ---- acquire ------------------------------------------------------------------------------ */
@@ -865,9 +854,7 @@ static void release_row(w2a_pool *p, const char *lease_id, int64_t acct) {
   r->p = p;
   snprintf(r->lease_id, sizeof r->lease_id, "%s", lease_id);
   r->account_id = acct;
-  r->j.work = rel_work;
-  r->j.done = rel_done;
-  submit(p, &r->j);
+  submit(p, &r->j, rel_work, rel_done);
 }
 
 static void acq_start(acq *a);
@@ -990,11 +977,7 @@ static void acq_done(job *j) {
   if (--a->pending == 0) acq_complete(a);
 }
 
-static void acq_start(acq *a) {
-  a->j.work = acq_work;
-  a->j.done = acq_done;
-  submit(a->p, &a->j);
-}
+static void acq_start(acq *a) { submit(a->p, &a->j, acq_work, acq_done); }
 
 static acq *acq_new(w2a_pool *p, const int64_t *exclude, size_t nexclude, void *ud) {
   acq *a = calloc(1, sizeof *a);
@@ -1042,9 +1025,7 @@ void w2a_pool_release_session(w2a_pool *p, const char *session_id, w2a_pool_done
   snprintf(r->holder, sizeof r->holder, "%s", session_id && *session_id ? session_id : "?");
   r->cb = cb;
   r->ud = ud;
-  r->j.work = rel_work;
-  r->j.done = rel_done;
-  submit(p, &r->j);
+  submit(p, &r->j, rel_work, rel_done);
 }
 
 /* ---- report / extend / release --------------------------------------------------------- */
@@ -1100,9 +1081,7 @@ w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o) 
     }
     W2A_INFO("pool: %s: %s → %s", lease->email, r->reason, w2a_action_name(act));
   }
-  r->j.work = rel_work;
-  r->j.done = rel_done;
-  submit(p, &r->j);
+  submit(p, &r->j, rel_work, rel_done);
   memset(lease->id_token, 0, sizeof lease->id_token);
   free(lease);
   return act;
@@ -1131,9 +1110,7 @@ void w2a_pool_extend(w2a_pool *p, w2a_lease *lease) {
   memcpy(e->lease_id, lease->lease_id, sizeof e->lease_id);
   e->exp = exp;
   lease->expires_ms = exp;
-  e->j.work = ext_work;
-  e->j.done = ext_done;
-  submit(p, &e->j);
+  submit(p, &e->j, ext_work, ext_done);
 }
 
 void w2a_pool_release(w2a_pool *p, w2a_lease *lease) {
@@ -1267,13 +1244,11 @@ static void bg_submit(w2a_pool *p, int kind) {
   b->p = p;
   b->kind = kind;
   b->maintain = p->background;
-  b->j.work = bg_work;
-  b->j.done = bg_done;
   if (kind == 0)
     p->counts_busy = 1;
   else
     p->scan_busy = 1;
-  submit(p, &b->j);
+  submit(p, &b->j, bg_work, bg_done);
 }
 
 static uint64_t jitter(uint64_t ms) { return ms + w2a_random_u64() % (ms / 5 + 1); }
