@@ -12,6 +12,7 @@
 
 typedef Warp__MultiAgent__V1__Request__Input__UserQuery UQ;
 typedef Warp__MultiAgent__V1__Request__Input__ToolCallResult TR;
+typedef Warp__MultiAgent__V1__Request__Input__UserInputs__UserInput UserInput;
 
 static json_object *value_json(const Google__Protobuf__Value *v, int depth);
 
@@ -61,38 +62,32 @@ const char *w2a_fake_system_prompt(const UQ *uq) {
   return NULL;
 }
 
+/* The first of Input.user_inputs.inputs holding member `which`, else NULL. */
+static const UserInput *user_input(const Warp__MultiAgent__V1__Request__Input *in, int which) {
+  if (!in || in->type_case != WARP__MULTI_AGENT__V1__REQUEST__INPUT__TYPE_USER_INPUTS ||
+      !in->user_inputs)
+    return NULL;
+  for (size_t i = 0; i < in->user_inputs->n_inputs; i++)
+    if ((int)in->user_inputs->inputs[i]->input_case == which) return in->user_inputs->inputs[i];
+  return NULL;
+}
+
 const UQ *w2a_fake_input_query(const w2a_fake_request *rq) {
   const Warp__MultiAgent__V1__Request__Input *in = rq->input;
-  if (!in) return NULL;
-  if (in->type_case == WARP__MULTI_AGENT__V1__REQUEST__INPUT__TYPE_USER_QUERY)
+  if (in && in->type_case == WARP__MULTI_AGENT__V1__REQUEST__INPUT__TYPE_USER_QUERY)
     return in->user_query;
-  if (in->type_case != WARP__MULTI_AGENT__V1__REQUEST__INPUT__TYPE_USER_INPUTS || !in->user_inputs)
-    return NULL;
-  for (size_t i = 0; i < in->user_inputs->n_inputs; i++) {
-    const Warp__MultiAgent__V1__Request__Input__UserInputs__UserInput *u =
-        in->user_inputs->inputs[i];
-    if (u->input_case ==
-        WARP__MULTI_AGENT__V1__REQUEST__INPUT__USER_INPUTS__USER_INPUT__INPUT_USER_QUERY)
-      return u->user_query;
-  }
-  return NULL;
+  const UserInput *u = user_input(
+      in, WARP__MULTI_AGENT__V1__REQUEST__INPUT__USER_INPUTS__USER_INPUT__INPUT_USER_QUERY);
+  return u ? u->user_query : NULL;
 }
 
 const TR *w2a_fake_input_tool_result(const w2a_fake_request *rq) {
   const Warp__MultiAgent__V1__Request__Input *in = rq->input;
-  if (!in) return NULL;
-  if (in->type_case == WARP__MULTI_AGENT__V1__REQUEST__INPUT__TYPE_TOOL_CALL_RESULT)
+  if (in && in->type_case == WARP__MULTI_AGENT__V1__REQUEST__INPUT__TYPE_TOOL_CALL_RESULT)
     return in->tool_call_result;
-  if (in->type_case != WARP__MULTI_AGENT__V1__REQUEST__INPUT__TYPE_USER_INPUTS || !in->user_inputs)
-    return NULL;
-  for (size_t i = 0; i < in->user_inputs->n_inputs; i++) {
-    const Warp__MultiAgent__V1__Request__Input__UserInputs__UserInput *u =
-        in->user_inputs->inputs[i];
-    if (u->input_case ==
-        WARP__MULTI_AGENT__V1__REQUEST__INPUT__USER_INPUTS__USER_INPUT__INPUT_TOOL_CALL_RESULT)
-      return u->tool_call_result;
-  }
-  return NULL;
+  const UserInput *u = user_input(
+      in, WARP__MULTI_AGENT__V1__REQUEST__INPUT__USER_INPUTS__USER_INPUT__INPUT_TOOL_CALL_RESULT);
+  return u ? u->tool_call_result : NULL;
 }
 
 /* Text of an MCP tool result: the text parts joined by "\n", or "error: <message>". */
