@@ -4,7 +4,8 @@
  *   gateway_client lat HOST PORT REQFILE N [WARMUP]
  *       sends the raw HTTP/1.1 request in REQFILE N times, one at a time, over one
  *       keep-alive connection (reconnecting only if the server closes it), and prints the
- *       wall time from the first byte written to the last byte of the response read:
+ *       wall time from the first byte written to the last byte of the response read
+ *       (with $CLIENT_TIMEOUT_S set, a response silent for that long fails the run):
  *       "n=... p50_us=... p90_us=... p99_us=... max_us=... mean_us=... reconnects=...".
  *   gateway_client streams HOST PORT REQFILE N [HOLD_MS]
  *       opens N connections at once, sends REQFILE on each and reads every response to
@@ -28,6 +29,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,6 +157,11 @@ static int dial(const char *host, int port, int nonblock) {
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const char *to = getenv("CLIENT_TIMEOUT_S"); /* lat: a stalled response fails, not hangs */
+  if (!nonblock && to && atoi(to) > 0) {
+    struct timeval tv = {.tv_sec = atoi(to)};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) && errno != EINPROGRESS) {
     close(fd);
     return -1;
