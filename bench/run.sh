@@ -56,13 +56,15 @@ http_server_bench() {
   return $rc
 }
 
+export BUILD
+export -f http_server_bench # timeout runs commands, not functions: bash -c runs it
 shopt -s nullglob
 for exe in "$BUILD"/bench_*; do
   name=$(basename "$exe")
   [[ -x "$exe" && -f "$exe" ]] || continue
   [[ -f "$SRC/bench/$name.sh" ]] && continue # driven by its script below
   if [[ $name == bench_http_server ]]; then
-    if command -v wrk >/dev/null; then step "$name (wrk -t1 -c50 -d5s)" http_server_bench
+    if command -v wrk >/dev/null; then step "$name (wrk -t1 -c50 -d5s)" bash -c http_server_bench
     else echo "=== $name: skipped (wrk missing)"; fi
     continue
   fi
