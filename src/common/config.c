@@ -27,8 +27,8 @@ typedef struct row {
   const char *help;
 } row;
 
-#define R(name, alias, kind, field, def, secret, help) \
-  {name, alias, kind, offsetof(w2a_config, field), def, secret, help}
+#define R(name, alias, kind, field, def, secret, help)                                             \
+  { name, alias, kind, offsetof(w2a_config, field), def, secret, help }
 
 static const row rows[] = {
     R("LOG_LEVEL", NULL, K_STR, log_level, "INFO", 0, "debug, info, warning, error or off"),
@@ -59,8 +59,8 @@ static const row rows[] = {
       "Warp app host (/ai/multi-agent, /proxy/token, /graphql/v2)"),
     R("FIREBASE_SECURETOKEN_URL", NULL, K_STR, securetoken_url,
       "https://securetoken.googleapis.com", 0, "Google securetoken host (/v1/token)"),
-    R("FIREBASE_IDENTITY_URL", NULL, K_STR, identity_url,
-      "https://identitytoolkit.googleapis.com", 0, "Google identity toolkit host"),
+    R("FIREBASE_IDENTITY_URL", NULL, K_STR, identity_url, "https://identitytoolkit.googleapis.com",
+      0, "Google identity toolkit host"),
     R("FIREBASE_API_KEY", NULL, K_STR, firebase_api_key, "AIzaSyBdy3O3S9hrdayLJxJ7mriBR4qgUaUygAs",
       0, "Warp's public Firebase web key"),
     R("REFRESH_ENDPOINT", NULL, K_STR, refresh_endpoint, "proxy", 0,
@@ -101,6 +101,8 @@ static const row rows[] = {
     R("POOL_SELECTION", NULL, K_STR, selection, "lru", 0, "lru, round-robin or fill-first"),
     R("LEASE_TTL", NULL, K_DUR, lease_ttl_ms, "120", 0,
       "seconds a lease lives unless extended (reclaimed after a crash)"),
+    R("LEASE_WAIT", NULL, K_DUR, lease_wait_ms, "10", 0,
+      "seconds a request waits for an account busy at its cap (0: fail at once)"),
     R("TOKEN_REFRESH_MARGIN", NULL, K_DUR, refresh_margin_ms, "300", 0,
       "refresh an ID token this many seconds before it expires"),
     R("REFRESH_PER_MINUTE", NULL, K_INT, refresh_per_minute, "30", 0,
@@ -135,7 +137,8 @@ static int parse_value(const row *r, const char *v, w2a_config *c, w2a_err *err)
   }
   case K_BOOL: {
     int64_t b;
-    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
+    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
+        !strcasecmp(v, "on"))
       b = 1;
     else if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") ||
              !strcasecmp(v, "off") || !*v)
@@ -160,9 +163,12 @@ static int parse_value(const row *r, const char *v, w2a_config *c, w2a_err *err)
     if (errno || end == v || n < 0)
       return w2a_errf(err, W2A_EINVAL, "%s: expected a size like 32M, got \"%s\"", r->name, v);
     double mul = 1;
-    if (*end == 'k' || *end == 'K') mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M') mul = 1024.0 * 1024, end++;
-    else if (*end == 'g' || *end == 'G') mul = 1024.0 * 1024 * 1024, end++;
+    if (*end == 'k' || *end == 'K')
+      mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+      mul = 1024.0 * 1024, end++;
+    else if (*end == 'g' || *end == 'G')
+      mul = 1024.0 * 1024 * 1024, end++;
     if (*end == 'i') end++;
     if (*end == 'B' || *end == 'b') end++;
     if (*end) return w2a_errf(err, W2A_EINVAL, "%s: bad size suffix in \"%s\"", r->name, v);
@@ -175,9 +181,12 @@ static int parse_value(const row *r, const char *v, w2a_config *c, w2a_err *err)
     if (errno || end == v || n < 0)
       return w2a_errf(err, W2A_EINVAL, "%s: expected seconds, got \"%s\"", r->name, v);
     double ms = n * 1000;
-    if (!strcmp(end, "ms")) ms = n;
-    else if (!strcmp(end, "s") || !*end) ms = n * 1000;
-    else return w2a_errf(err, W2A_EINVAL, "%s: bad duration \"%s\"", r->name, v);
+    if (!strcmp(end, "ms"))
+      ms = n;
+    else if (!strcmp(end, "s") || !*end)
+      ms = n * 1000;
+    else
+      return w2a_errf(err, W2A_EINVAL, "%s: bad duration \"%s\"", r->name, v);
     *(int64_t *)slot(c, r) = (int64_t)ms;
     return 0;
   }
@@ -193,9 +202,11 @@ static const row *find_row(const char *name) {
 }
 
 static char *trim(char *s) {
-  while (isspace((unsigned char)*s)) s++;
+  while (isspace((unsigned char)*s))
+    s++;
   char *e = s + strlen(s);
-  while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+  while (e > s && isspace((unsigned char)e[-1]))
+    *--e = 0;
   return s;
 }
 
@@ -310,5 +321,6 @@ void w2a_config_print(const w2a_config *c, FILE *out) {
 void w2a_config_print_help(FILE *out) {
   for (size_t i = 0; i < NROWS; i++)
     fprintf(out, "  %-26s %-10s %s%s%s%s\n", rows[i].name, *rows[i].def ? rows[i].def : "\"\"",
-            rows[i].help, rows[i].alias ? " (also " : "", rows[i].alias ? rows[i].alias : "", rows[i].alias ? ")" : "");
+            rows[i].help, rows[i].alias ? " (also " : "", rows[i].alias ? rows[i].alias : "",
+            rows[i].alias ? ")" : "");
 }

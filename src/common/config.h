@@ -9,8 +9,8 @@
 #define W2A_CONFIG_H
 
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "err.h"
 
@@ -35,16 +35,16 @@ typedef struct w2a_config {
   int64_t models_cache_ms;
 
   /* upstream (Warp) */
-  char *warp_base_url;      /* /ai/multi-agent, /proxy/token, /graphql/v2 */
-  char *securetoken_url;    /* /v1/token */
-  char *identity_url;       /* /v1/accounts:sendOobCode, :signInWithEmailLink */
+  char *warp_base_url;   /* /ai/multi-agent, /proxy/token, /graphql/v2 */
+  char *securetoken_url; /* /v1/token */
+  char *identity_url;    /* /v1/accounts:sendOobCode, :signInWithEmailLink */
   char *firebase_api_key;
-  char *refresh_endpoint;   /* "proxy" or "securetoken" */
+  char *refresh_endpoint; /* "proxy" or "securetoken" */
   char *client_version;
   char *os_category;
   char *os_name;
   char *os_version;
-  char *proxy;   /* explicit proxy; HTTPS_PROXY/ALL_PROXY/NO_PROXY are honoured too */
+  char *proxy; /* explicit proxy; HTTPS_PROXY/ALL_PROXY/NO_PROXY are honoured too */
   char *ca_file;
   int64_t insecure_tls;
   int64_t connect_timeout_ms;
@@ -64,6 +64,7 @@ typedef struct w2a_config {
   int64_t accounts_per_request;
   char *selection; /* lru | round-robin | fill-first */
   int64_t lease_ttl_ms;
+  int64_t lease_wait_ms; /* acquire waits this long when every eligible account is busy */
   int64_t refresh_margin_ms;
   int64_t refresh_per_minute;
   int64_t quota_poll_ms;
