@@ -150,7 +150,7 @@ int w2a_fake_start(w2a_fake *f, uv_loop_t *loop, const w2a_fake_opts *o, w2a_err
   w2a_http_limits lim = {0};
   lim.max_header_bytes = 64 * 1024;
   lim.max_body_bytes = 32u << 20;
-  lim.max_queue_bytes = 1u << 20;
+  lim.max_queue_bytes = 64u * 1024u; /* a stream pauses above this (stream.c) */
   lim.idle_timeout_ms = 600000;
   lim.max_connections = o->max_connections > 0 ? o->max_connections : 20000;
   /* Behind nghttpx the server listens on an internal loopback port. */

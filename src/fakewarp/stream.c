@@ -16,7 +16,6 @@
 #include "proto/pbjson.h"
 
 #define FLUSH_BYTES (16u * 1024u)  /* batch at most this much into one write */
-#define HIGH_WATER (64u * 1024u)   /* pause while the client's queue is above this */
 #define EVENTS_PER_TURN 256        /* yield to other streams after this many */
 #define MAX_TEXT_BYTES (64u << 20) /* cap on one answer's text */
 #define QUERY_MAX 65536
@@ -434,7 +433,9 @@ static void pump(w2a_fake_stream *s) {
     advance(s);
     if (s->out.len >= FLUSH_BYTES) {
       flush(s);
-      if (w2a_http_stream_queued(s->req) > HIGH_WATER) {
+      /* The server's own threshold (max_queue_bytes): its on_drain fires only after
+       * the queue went above it, so pausing on any other level could sleep forever. */
+      if (w2a_http_stream_congested(s->req)) {
         s->wait_drain = 1;
         break;
       }
