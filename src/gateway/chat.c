@@ -331,10 +331,9 @@ static int on_up_event(void *ud, const w2a_gw_event *ev) {
   uint64_t now = uv_now(ch->g->loop);
   int rc = w2a_gw_resp_feed(&ch->resp, ev, &ch->out);
   if (rc) return 1; /* too large: on_end sees W2A_UP_STOPPED */
-  if (ch->c.stream && ch->out.len) {
-    flush_out(ch);
-    ch->content_sent = 1;
-  }
+  /* Streamed chunks wait in `out` for on_up_batch (the end of this upstream read), so one
+   * read from Warp is one write to the client. */
+  if (ch->c.stream && ch->out.len) ch->content_sent = 1;
   if (ch->lease && ch->g->cfg->lease_ttl_ms > 0 &&
       now - ch->last_extend_ms > (uint64_t)ch->g->cfg->lease_ttl_ms / 3) {
     ch->last_extend_ms = now;
@@ -343,12 +342,18 @@ static int on_up_event(void *ud, const w2a_gw_event *ev) {
   return 0;
 }
 
+static void on_up_batch(void *ud) {
+  w2a_gw_chatreq *ch = ud;
+  if (ch->c.stream && !ch->done) flush_out(ch);
+}
+
 static void on_up_end(void *ud, const w2a_gw_up_result *r) {
   w2a_gw_chatreq *ch = ud;
   w2a_outcome o = {.ok = 1, .http_status = 200};
   ch->up = NULL;
   ch->paused = 0;
   if (ch->done) return;
+  if (ch->c.stream) flush_out(ch); /* the chunks of the read that ended the attempt */
   if (r->kind != W2A_UP_OK) {
     if (r->kind == W2A_UP_HTTP && r->http_status == 401 && !ch->refreshed && ch->lease &&
         !ch->content_sent) {
@@ -391,8 +396,8 @@ static void on_up_end(void *ud, const w2a_gw_up_result *r) {
 }
 
 static void start_attempt(w2a_gw_chatreq *ch) {
-  static const w2a_gw_up_cbs cbs = {on_up_event, on_up_end};
-  w2a_gw_up_opts o = {.url = ch->g->url_multi_agent, .cfg = ch->g->cfg};
+  static const w2a_gw_up_cbs cbs = {on_up_event, on_up_end, on_up_batch};
+  w2a_gw_up_opts o = {.url = ch->g->url_multi_agent, .cfg = ch->g->cfg, .drains = &ch->g->drains};
   int rc = w2a_gw_up_start(&ch->up, ch->g->loop, ch->g->http, &o, ch->lease->id_token, ch->pb.data,
                            ch->pb.len, &cbs, ch);
   if (rc) {

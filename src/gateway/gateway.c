@@ -148,6 +148,7 @@ void w2a_gateway_shutdown(w2a_gateway *g, void (*done)(void *ud), void *ud) {
   g->done_ud = ud;
   W2A_INFO("gateway: shutting down (%zu request(s) running, grace %lld ms)", g->inflight,
            (long long)g->cfg->shutdown_grace_ms);
+  w2a_gw_up_drains_close(&g->drains); /* connection reuse is moot now */
   uv_timer_start(&g->grace, on_grace,
                  g->cfg->shutdown_grace_ms > 0 ? (uint64_t)g->cfg->shutdown_grace_ms : 0, 0);
   w2a_gw_models_close(g->models, on_models_closed, g);

@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "gateway/errors.h"
 #include "gateway/gateway.h"
+#include "gateway/upstream.h"
 #include "http/client.h"
 #include "http/server.h"
 #include "pool/pool.h"
@@ -30,7 +31,8 @@ struct w2a_gateway {
   size_t nkeys;
   char url_multi_agent[1024];
   char url_graphql[1024];
-  w2a_gw_chatreq *chats; /* live completions (doubly linked) */
+  w2a_gw_chatreq *chats;   /* live completions (doubly linked) */
+  w2a_gw_up_drains drains; /* upstream calls reading their body's end after `finished` */
   size_t nchats;
   size_t inflight; /* requests being handled (any route) */
   uv_timer_t grace;

@@ -3,7 +3,15 @@
  * Ownership: the attempt owns its HTTP call, its SSE decoder, its event interpreter and
  * one timer. It ends through end_attempt() (once: result delivered, call cancelled,
  * timer closed) or w2a_gw_up_cancel() (no result); either way the memory goes in the
- * timer's close callback, never on curl's stack. `ended` guards against a second end. */
+ * timer's close callback, never on curl's stack. `ended` guards against a second end.
+ *
+ * Draining: an attempt that ended at `finished` with its call still open goes on the
+ * caller's drain list (`draining`), its timer re-armed to W2A_GW_UP_DRAIN_MS. on_done (the
+ * body ended: curl keeps the connection), the timer (cut off) or w2a_gw_up_drains_close()
+ * (shutdown) takes it off the list and disposes of it. No callback of the caller runs after
+ * on_end, so the caller may free its side at once. The lease the caller holds is not tied
+ * to the connection (the account is only a header of the request), so it is reported at
+ * `finished` as before. */
 #include "gateway/upstream.h"
 
 #include <stdio.h>
@@ -35,7 +43,9 @@ struct w2a_gw_upstream {
   size_t body_len;
   int status;
   uint64_t start_ms, last_ms;
-  int got_event, paused, in_data, ended;
+  int got_event, paused, in_data, ended, draining;
+  w2a_gw_up_drains *drains;
+  w2a_gw_upstream *dnext, *dprev; /* on drains while draining */
   w2a_gw_up_result res;
   char h_auth[4200], h_ver[160], h_oscat[160], h_osname[160], h_osver[160];
   const char *headers[12];
@@ -60,7 +70,23 @@ static void dispose(w2a_gw_upstream *u) {
   uv_close((uv_handle_t *)&u->timer, on_timer_close);
 }
 
+static void on_timer(uv_timer_t *t);
+
+static void drain_unlink(w2a_gw_upstream *u) {
+  w2a_gw_up_drains *d = u->drains;
+  if (!u->draining) return;
+  u->draining = 0;
+  if (u->dprev)
+    u->dprev->dnext = u->dnext;
+  else
+    d->head = u->dnext;
+  if (u->dnext) u->dnext->dprev = u->dprev;
+  u->dnext = u->dprev = NULL;
+  d->n--;
+}
+
 static void end_attempt(w2a_gw_upstream *u, w2a_gw_up_kind kind) {
+  int drain;
   if (u->ended) return;
   u->ended = 1;
   u->res.kind = kind;
@@ -70,20 +96,44 @@ static void end_attempt(w2a_gw_upstream *u, w2a_gw_up_kind kind) {
     const char *v = w2a_http_call_version(u->call);
     u->res.http_version = v ? v : "";
   }
+  /* A complete answer: let curl read the body's end so it can keep the connection. */
+  drain = u->call && u->drains && !u->drains->closed &&
+          (kind == W2A_UP_OK || kind == W2A_UP_FINISH_ERROR);
   /* Cancel first: the caller may start the next attempt from on_end. */
-  if (u->call) {
+  if (u->call && !drain) {
     w2a_http_call *c = u->call;
     u->call = NULL;
     w2a_http_call_cancel(c);
   }
   uv_timer_stop(&u->timer);
+  if (drain) {
+    w2a_gw_up_drains *d = u->drains;
+    u->draining = 1;
+    u->dprev = NULL;
+    u->dnext = d->head;
+    if (d->head) d->head->dprev = u;
+    d->head = u;
+    d->n++;
+    if (u->paused) { /* held for back-pressure: nothing more goes to the caller */
+      u->paused = 0;
+      if (!u->in_data) w2a_http_call_resume(u->call);
+    }
+    uv_timer_start(&u->timer, on_timer, W2A_GW_UP_DRAIN_MS, 0);
+  }
   u->cbs.on_end(u->ud, &u->res);
-  uv_close((uv_handle_t *)&u->timer, on_timer_close);
+  if (!drain) uv_close((uv_handle_t *)&u->timer, on_timer_close);
+}
+
+void w2a_gw_up_drains_close(w2a_gw_up_drains *d) {
+  d->closed = 1;
+  while (d->head) {
+    w2a_gw_upstream *u = d->head;
+    drain_unlink(u);
+    dispose(u);
+  }
 }
 
 /* ---- timers ---------------------------------------------------------------------- */
-
-static void on_timer(uv_timer_t *t);
 
 static void arm(w2a_gw_upstream *u) {
   uint64_t now = uv_now(u->loop), next = UINT64_MAX;
@@ -104,6 +154,13 @@ static void on_timer(uv_timer_t *t) {
   w2a_gw_upstream *u = t->data;
   uint64_t now = uv_now(u->loop);
   const w2a_config *c = u->cfg;
+  if (u->draining) { /* the body did not end within W2A_GW_UP_DRAIN_MS of `finished` */
+    W2A_DEBUG("upstream: body not ended %d ms after finished; closing the connection",
+              W2A_GW_UP_DRAIN_MS);
+    drain_unlink(u);
+    dispose(u);
+    return;
+  }
   if (u->ended) return;
   if (c->total_timeout_ms > 0 && now >= u->start_ms + (uint64_t)c->total_timeout_ms) {
     snprintf(u->res.message, sizeof u->res.message,
@@ -248,6 +305,11 @@ static int on_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
     after_feed(u, rc, &err);
     return W2A_HTTP_CONTINUE;
   }
+  if (u->cbs.on_batch) {
+    u->in_data = 1; /* a pause asked for in on_batch is this call's return value */
+    u->cbs.on_batch(u->ud);
+    u->in_data = 0;
+  }
   return u->paused ? W2A_HTTP_PAUSE : W2A_HTTP_CONTINUE;
 }
 
@@ -255,6 +317,12 @@ static void on_done(w2a_http_call *c, int code, const char *errmsg, void *ud) {
   w2a_gw_upstream *u = ud;
   w2a_err err = {0};
   int rc;
+  if (u->draining) { /* the body ended: curl keeps the connection; the client frees c */
+    u->call = NULL;
+    drain_unlink(u);
+    dispose(u);
+    return;
+  }
   if (u->ended) return;
   u->res.http_version = w2a_http_call_version(c) ? w2a_http_call_version(c) : "";
   u->call = NULL; /* the client frees it when we return */
@@ -314,6 +382,7 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
   u->cbs = *cbs;
   u->ud = ud;
   u->cfg = cfg;
+  u->drains = o->drains;
   w2a_sse_init(&u->sse, cfg->sse_event_max_bytes > 0 ? (size_t)cfg->sse_event_max_bytes : 0);
   eo.struct_max_depth = cfg->struct_max_depth > 0 ? (size_t)cfg->struct_max_depth : 0;
   w2a_events_init(&u->ev, &eo);

@@ -12,8 +12,13 @@
  * uv_timer serves the three; the attempt frees itself in that timer's close callback, so
  * it never frees anything on curl's stack.
  *
- * The attempt stops at Warp's `finished` event (the connection is dropped rather than
- * waiting for EOF), which is what lets the caller fail over or answer without delay. */
+ * The attempt ends at Warp's `finished` event, which is what lets the caller fail over or
+ * answer without delay. The HTTP call is not cancelled there, though: with a drain set
+ * (w2a_gw_up_opts.drains) it is left to read the rest of the body (the chunked terminator,
+ * normally in the same read or the next), so libcurl keeps the connection for the next
+ * request instead of closing it; nothing is delivered after on_end, and a server that does
+ * not end the body within W2A_GW_UP_DRAIN_MS is cut off. Without a drain set, or once the
+ * set is closed (shutdown), the call is cancelled at `finished` (the connection closes). */
 #ifndef W2A_GW_UPSTREAM_H
 #define W2A_GW_UPSTREAM_H
 
@@ -52,16 +57,36 @@ typedef struct w2a_gw_up_result {
   const char *http_version; /* "2" or "1.1" when known, else "" */
 } w2a_gw_up_result;
 
+/* The attempts still draining their body after `finished`, owned by the caller (one per
+ * gateway). Loop thread only. */
+typedef struct w2a_gw_up_drains {
+  w2a_gw_upstream *head;
+  size_t n;
+  int closed;
+} w2a_gw_up_drains;
+
+#define W2A_GW_UP_DRAIN_MS 2000
+
+/* Cancel every draining call now and drain no more (shutdown). The set may be freed after
+ * this returns: the attempts' own memory goes in their close callbacks, which do not touch
+ * the set. */
+void w2a_gw_up_drains_close(w2a_gw_up_drains *d);
+
 typedef struct w2a_gw_up_cbs {
   /* Text, reasoning, tool calls and the good FINISH. Non-zero stops the attempt
    * (on_end then reports W2A_UP_STOPPED). */
   int (*on_event)(void *ud, const w2a_gw_event *ev);
   void (*on_end)(void *ud, const w2a_gw_up_result *res);
+  /* Optional: every on_event of one received piece of the body has run (the attempt is
+   * still going). Lets the caller write what those events produced in one go; a pause
+   * asked for here takes effect before the next piece. */
+  void (*on_batch)(void *ud);
 } w2a_gw_up_cbs;
 
 typedef struct w2a_gw_up_opts {
-  const char *url;       /* …/ai/multi-agent */
-  const w2a_config *cfg; /* client version, OS headers, timeouts, SSE cap */
+  const char *url;          /* …/ai/multi-agent */
+  const w2a_config *cfg;    /* client version, OS headers, timeouts, SSE cap */
+  w2a_gw_up_drains *drains; /* NULL: cancel the call at `finished` */
 } w2a_gw_up_opts;
 
 int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *http,
