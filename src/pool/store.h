@@ -190,6 +190,10 @@ typedef struct w2a_lease_row {
 typedef struct w2a_lease_none {
   int64_t total;
   uint64_t retry_at_ms; /* soonest moment some account could come back; 0 unknown */
+  /* Available accounts (not excluded) that only lack capacity: leased to their cap. A
+   * release will free one, so waiting makes sense. */
+  int64_t busy;
+  uint64_t lease_free_at_ms; /* soonest expiry of a lease on one of them; 0 unknown */
   char reason[256];
 } w2a_lease_none;
 

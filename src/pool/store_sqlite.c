@@ -1145,6 +1145,24 @@ static void explain_none(sq *s, const w2a_lease_req *rq, w2a_lease_none *none) {
     snprintf(none->reason, sizeof none->reason, "the pool has no accounts");
     return;
   }
+  /* Available accounts that would be leased but for leases already on them (a cooled
+   * account's probe is not waited for: it may run a long stream and then cool again).
+   * At most nexclude + 1 rows answer whether one is not excluded. */
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT id, (SELECT min(expires_at) FROM leases WHERE account_id ="
+                         " accounts.id) FROM accounts WHERE state = 'available' AND"
+                         " active_leases > 0 LIMIT ?1",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)rq->nexclude + 1);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      if (excluded(rq, sqlite3_column_int64(st, 0), NULL, 0)) continue;
+      uint64_t exp = col_u64(st, 1);
+      none->busy++;
+      if (exp && (!none->lease_free_at_ms || exp < none->lease_free_at_ms))
+        none->lease_free_at_ms = exp;
+    }
+    sqlite3_finalize(st);
+  }
   snprintf(none->reason, sizeof none->reason,
            "no account can be leased: %lld available (%lld leased to their cap), %lld cooling,"
            " %lld quota_exhausted, %lld invalid, %lld blocked, %lld disabled%s",
