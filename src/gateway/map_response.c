@@ -3,7 +3,9 @@
  * JSON is written by hand into w2a_bufs (the shapes are fixed and small; building
  * json-c trees per delta would allocate per token). Every string goes through
  * w2a_buf_put_json_str. Only tool-call unwrapping parses JSON (the arguments of a
- * call_mcp_tool wrapper). */
+ * call_mcp_tool wrapper). The per-chunk path is direct appends (no printf): a streamed
+ * chunk's opening (id, created, model) is the same for the whole answer, so it is built
+ * once and copied. */
 #include "gateway/map_response.h"
 
 #include <json.h>
@@ -15,6 +17,38 @@
 #include "common/util.h"
 
 #define DEFAULT_MAX ((size_t)64 << 20)
+#define PUTL(b, lit) w2a_buf_append((b), (lit), sizeof(lit) - 1) /* a string literal */
+
+static const char hexd[] = "0123456789abcdef";
+
+static void hex(char *out, const unsigned char *p, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    out[2 * i] = hexd[p[i] >> 4];
+    out[2 * i + 1] = hexd[p[i] & 15];
+  }
+  out[2 * n] = 0;
+}
+
+/* Decimal, as printf's %llu / %lld would write it. */
+static int put_u64(w2a_buf *b, uint64_t v) {
+  char t[24];
+  size_t i = sizeof t;
+  do {
+    t[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return w2a_buf_append(b, t + i, sizeof t - i);
+}
+
+static int put_i64(w2a_buf *b, int64_t v) {
+  int rc = 0;
+  if (v < 0) {
+    rc = w2a_buf_putc(b, '-');
+    return rc ? rc : put_u64(b, (uint64_t)0 - (uint64_t)v);
+  }
+  return put_u64(b, (uint64_t)v);
+}
 
 uint64_t w2a_gw_estimate_tokens(const char *s, size_t n) {
   uint64_t ascii = 0, other = 0;
@@ -65,9 +99,12 @@ void w2a_gw_resp_init(w2a_gw_resp *r, const char *model, int64_t created, int st
   memset(r, 0, sizeof *r);
   w2a_random(rnd, sizeof rnd);
   memcpy(r->id, "chatcmpl-", 9);
-  for (i = 0; i < sizeof rnd; i++)
-    snprintf(r->id + 9 + 2 * i, 3, "%02x", rnd[i]);
-  snprintf(r->model, sizeof r->model, "%s", model ? model : "");
+  hex(r->id + 9, rnd, sizeof rnd);
+  if (!model) model = "";
+  i = strlen(model);
+  if (i >= sizeof r->model) i = sizeof r->model - 1;
+  memcpy(r->model, model, i);
+  r->model[i] = 0;
   r->created = created;
   r->stream = stream;
   r->include_usage = include_usage;
@@ -76,42 +113,49 @@ void w2a_gw_resp_init(w2a_gw_resp *r, const char *model, int64_t created, int st
   w2a_buf_init(&r->text, r->max_bytes);
   w2a_buf_init(&r->reasoning, r->max_bytes);
   w2a_buf_init(&r->tools, r->max_bytes);
+  w2a_buf_init(&r->head, 0);
 }
 
 void w2a_gw_resp_free(w2a_gw_resp *r) {
   w2a_buf_free(&r->text);
   w2a_buf_free(&r->reasoning);
   w2a_buf_free(&r->tools);
+  w2a_buf_free(&r->head);
 }
 
 static int put_str(w2a_buf *b, const char *s) { return w2a_buf_put_json_str(b, s, strlen(s)); }
 
 /* {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[ */
 static int chunk_head(w2a_gw_resp *r, w2a_buf *out) {
-  int rc = w2a_buf_puts(out, "data: {\"id\":");
-  if (!rc) rc = put_str(out, r->id);
-  if (!rc)
-    rc = w2a_buf_printf(out,
-                        ",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
-                        "\"model\":",
-                        (long long)r->created);
-  if (!rc) rc = put_str(out, r->model);
-  if (!rc) rc = w2a_buf_puts(out, ",\"choices\":[");
-  return rc;
+  if (!r->head.len) {
+    w2a_buf *h = &r->head;
+    int rc = PUTL(h, "data: {\"id\":");
+    if (!rc) rc = put_str(h, r->id);
+    if (!rc) rc = PUTL(h, ",\"object\":\"chat.completion.chunk\",\"created\":");
+    if (!rc) rc = put_i64(h, r->created);
+    if (!rc) rc = PUTL(h, ",\"model\":");
+    if (!rc) rc = put_str(h, r->model);
+    if (!rc) rc = PUTL(h, ",\"choices\":[");
+    if (rc) {
+      w2a_buf_reset(h);
+      return rc;
+    }
+  }
+  return w2a_buf_append(out, r->head.data, r->head.len);
 }
 
 static int delta_open(w2a_gw_resp *r, w2a_buf *out) {
   int rc = chunk_head(r, out);
-  if (!rc) rc = w2a_buf_puts(out, "{\"index\":0,\"delta\":{");
+  if (!rc) rc = PUTL(out, "{\"index\":0,\"delta\":{");
   if (!rc && !r->role_sent) {
-    rc = w2a_buf_puts(out, "\"role\":\"assistant\",");
+    rc = PUTL(out, "\"role\":\"assistant\",");
     r->role_sent = 1;
   }
   return rc;
 }
 
 static int delta_close(w2a_buf *out) {
-  return w2a_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+  return PUTL(out, "},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
 }
 
 /* Unwrap {"name":X,"args"|"arguments":{…}} when the model called "call_mcp_tool". */
@@ -142,8 +186,9 @@ static int unwrap(const char *name, const char *args, char **uname, char **uargs
 /* {"index":k,"id":…,"type":"function","function":{"name":…,"arguments":…}} */
 static int tool_json(w2a_buf *b, int index, const char *id, const char *name, const char *args,
                      int with_index) {
-  int rc =
-      with_index ? w2a_buf_printf(b, "{\"index\":%d,\"id\":", index) : w2a_buf_puts(b, "{\"id\":");
+  int rc = with_index ? PUTL(b, "{\"index\":") : PUTL(b, "{\"id\":");
+  if (!rc && with_index) rc = put_i64(b, index);
+  if (!rc && with_index) rc = PUTL(b, ",\"id\":");
   if (!rc) rc = put_str(b, id);
   if (!rc) rc = w2a_buf_puts(b, ",\"type\":\"function\",\"function\":{\"name\":");
   if (!rc) rc = put_str(b, name);
@@ -161,11 +206,9 @@ static int feed_tool(w2a_gw_resp *r, const w2a_gw_event *ev, w2a_buf *out) {
   if (unwrap(name, args, &uname, &uargs)) name = uname, args = uargs;
   if (!id || !*id) {
     unsigned char rnd[12];
-    size_t i;
     w2a_random(rnd, sizeof rnd);
     memcpy(idbuf, "call_", 5);
-    for (i = 0; i < sizeof rnd; i++)
-      snprintf(idbuf + 5 + 2 * i, 3, "%02x", rnd[i]);
+    hex(idbuf + 5, rnd, sizeof rnd);
     id = idbuf;
   }
   count_out(r, name, strlen(name));
@@ -196,7 +239,7 @@ int w2a_gw_resp_feed(w2a_gw_resp *r, const w2a_gw_event *ev, w2a_buf *out) {
     count_out(r, ev->text, ev->len);
     if (r->stream) {
       rc = delta_open(r, out);
-      if (!rc) rc = w2a_buf_puts(out, reasoning ? "\"reasoning_content\":" : "\"content\":");
+      if (!rc) rc = reasoning ? PUTL(out, "\"reasoning_content\":") : PUTL(out, "\"content\":");
       if (!rc) rc = w2a_buf_put_json_str(out, ev->text, ev->len);
       if (!rc) rc = delta_close(out);
     } else {
@@ -239,13 +282,17 @@ static int usage_json(const w2a_gw_resp *r, w2a_buf *b) {
   uint64_t p, c;
   int est, rc;
   w2a_gw_resp_usage(r, &p, &c, &est);
-  rc = w2a_buf_printf(b,
-                      "{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,"
-                      "\"total_tokens\":%llu",
-                      (unsigned long long)p, (unsigned long long)c, (unsigned long long)(p + c));
-  if (!rc && r->has_usage && r->cached_tokens)
-    rc = w2a_buf_printf(b, ",\"prompt_tokens_details\":{\"cached_tokens\":%llu}",
-                        (unsigned long long)r->cached_tokens);
+  rc = PUTL(b, "{\"prompt_tokens\":");
+  if (!rc) rc = put_u64(b, p);
+  if (!rc) rc = PUTL(b, ",\"completion_tokens\":");
+  if (!rc) rc = put_u64(b, c);
+  if (!rc) rc = PUTL(b, ",\"total_tokens\":");
+  if (!rc) rc = put_u64(b, p + c);
+  if (!rc && r->has_usage && r->cached_tokens) {
+    rc = PUTL(b, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    if (!rc) rc = put_u64(b, r->cached_tokens);
+    if (!rc) rc = w2a_buf_putc(b, '}');
+  }
   if (!rc) rc = w2a_buf_puts(b, est ? ",\"estimated\":true}" : ",\"estimated\":false}");
   return rc;
 }
@@ -283,9 +330,9 @@ int w2a_gw_resp_keepalive(w2a_buf *out) { return w2a_buf_puts(out, ": keep-alive
 int w2a_gw_resp_completion(w2a_gw_resp *r, w2a_buf *out) {
   int rc = w2a_buf_puts(out, "{\"id\":");
   if (!rc) rc = put_str(out, r->id);
-  if (!rc)
-    rc = w2a_buf_printf(
-        out, ",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", (long long)r->created);
+  if (!rc) rc = PUTL(out, ",\"object\":\"chat.completion\",\"created\":");
+  if (!rc) rc = put_i64(out, r->created);
+  if (!rc) rc = PUTL(out, ",\"model\":");
   if (!rc) rc = put_str(out, r->model);
   if (!rc)
     rc = w2a_buf_puts(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","

@@ -71,6 +71,7 @@ typedef struct w2a_gw_resp {
   uint64_t out_ascii, out_other; /* output characters, for the estimate */
   int has_usage;
   uint64_t prompt_tokens, completion_tokens, cached_tokens;
+  w2a_buf head; /* streaming: every chunk's constant opening, built at the first chunk */
 } w2a_gw_resp;
 
 /* Rough token count: ASCII bytes / 4 (rounded up) + one per non-ASCII code point. */
