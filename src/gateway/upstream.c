@@ -26,8 +26,72 @@
 #include "response.pb-c.h"
 
 #define ERRBODY_MAX 4096
-#define STOP_FINISHED 1001 /* sse/events callback codes, distinct from W2A_E* */
+#define ARENA_BLOCK 8192       /* first block of the per-event unpack arena */
+#define ARENA_KEEP (64u << 10) /* more than this is given back after the event */
+#define STOP_FINISHED 1001     /* sse/events callback codes, distinct from W2A_E* */
 #define STOP_CALLER 1002
+
+/* The unpack arena: each ResponseEvent is unpacked into it and it is rewound after the
+ * event, instead of a malloc and a free per field. One block is kept between events
+ * (sized to what the last event needed, up to ARENA_KEEP). */
+typedef struct ablock {
+  struct ablock *next;
+  size_t cap, used;
+  max_align_t data[];
+} ablock;
+
+typedef struct arena {
+  ProtobufCAllocator pa;
+  ablock *blocks; /* newest first */
+  size_t total;
+} arena;
+
+static void *arena_alloc(void *ud, size_t n) {
+  arena *a = ud;
+  ablock *b = a->blocks;
+  n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+  if (!b || b->cap - b->used < n) {
+    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+    if (b && b->cap * 2 > cap) cap = b->cap * 2;
+    if (!(b = malloc(sizeof *b + cap))) return NULL;
+    b->cap = cap;
+    b->used = 0;
+    b->next = a->blocks;
+    a->blocks = b;
+    a->total += cap;
+  }
+  b->used += n;
+  return (char *)b->data + b->used - n;
+}
+
+static void arena_free(void *ud, void *p) { (void)ud, (void)p; }
+
+static void arena_release(arena *a) {
+  while (a->blocks) {
+    ablock *b = a->blocks;
+    a->blocks = b->next;
+    free(b);
+  }
+  a->total = 0;
+}
+
+/* Rewind after an event: one block stays, big enough for the next event like this one. */
+static void arena_reset(arena *a) {
+  if (a->blocks && (a->blocks->next || a->total > ARENA_KEEP)) {
+    size_t need = a->total;
+    arena_release(a);
+    if (need <= ARENA_KEEP) {
+      ablock *b = malloc(sizeof *b + need);
+      if (b) {
+        b->cap = need, b->used = 0, b->next = NULL;
+        a->blocks = b;
+        a->total = need;
+      }
+    }
+  } else if (a->blocks) {
+    a->blocks->used = 0;
+  }
+}
 
 struct w2a_gw_upstream {
   uv_timer_t timer;
@@ -38,6 +102,7 @@ struct w2a_gw_upstream {
   const w2a_config *cfg;
   w2a_sse sse;
   w2a_events ev;
+  arena ar;
   w2a_buf errbody;
   void *body;
   size_t body_len;
@@ -55,6 +120,7 @@ static void on_timer_close(uv_handle_t *h) {
   w2a_gw_upstream *u = h->data;
   w2a_sse_free(&u->sse);
   w2a_events_free(&u->ev);
+  arena_release(&u->ar);
   w2a_buf_free(&u->errbody);
   free(u->body);
   free(u);
@@ -253,16 +319,17 @@ static int on_sse(void *ud, const w2a_sse_event *sev) {
   if (sev->done) return 0; /* Warp sends no [DONE]; tolerate one */
   /* Validate before unpacking: protobuf-c 1.4.1 misbehaves on some malformed input
    * (a singular message field repeated), and these bytes come from the network. */
-  pe = (Warp__MultiAgent__V1__ResponseEvent *)w2a_pbjson_unpack(
-      &warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &err);
+  pe = (Warp__MultiAgent__V1__ResponseEvent *)w2a_pbjson_unpack_with(
+      &warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &u->ar.pa, &err);
   if (!pe) {
+    arena_reset(&u->ar);
     snprintf(u->res.message, sizeof u->res.message,
              "undecodable ResponseEvent (%zu bytes) at stream offset %llu: %s", sev->len,
              (unsigned long long)sev->offset, err.msg);
     return W2A_EINVAL;
   }
   rc = w2a_events_feed(&u->ev, pe, on_ev, u, &err);
-  warp__multi_agent__v1__response_event__free_unpacked(pe, NULL);
+  arena_reset(&u->ar); /* the event interpreter keeps nothing of pe (it copies) */
   if (rc < 0 && !u->res.message[0])
     snprintf(u->res.message, sizeof u->res.message, "bad ResponseEvent: %s", err.msg);
   return rc;
@@ -383,6 +450,9 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
   u->ud = ud;
   u->cfg = cfg;
   u->drains = o->drains;
+  u->ar.pa.alloc = arena_alloc;
+  u->ar.pa.free = arena_free;
+  u->ar.pa.allocator_data = &u->ar;
   w2a_sse_init(&u->sse, cfg->sse_event_max_bytes > 0 ? (size_t)cfg->sse_event_max_bytes : 0);
   eo.struct_max_depth = cfg->struct_max_depth > 0 ? (size_t)cfg->struct_max_depth : 0;
   w2a_events_init(&u->ev, &eo);

@@ -2850,12 +2850,17 @@ int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
   return w2a_pbjson_validate_ex(d, buf, len, NULL, err);
 }
 
-ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
-                                    size_t len, w2a_err *err) {
+ProtobufCMessage *w2a_pbjson_unpack_with(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                         size_t len, ProtobufCAllocator *a, w2a_err *err) {
   if (w2a_pbjson_validate(d, buf, len, err)) return NULL;
-  ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, buf);
+  ProtobufCMessage *m = protobuf_c_message_unpack(d, a, len, buf);
   if (!m) w2a_errf(err, W2A_ENOMEM, "protobuf-c could not unpack %s (out of memory?)", d->name);
   return m;
+}
+
+ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                    size_t len, w2a_err *err) {
+  return w2a_pbjson_unpack_with(d, buf, len, NULL, err);
 }
 
 /* ---- 7. bytes -> JSON without unpacking ---------------------------------------------- */

@@ -90,6 +90,11 @@ int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
  * the cost of the unpack itself (BENCHMARKS.md, "protocol"). */
 ProtobufCMessage *w2a_pbjson_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                                     size_t len, w2a_err *err);
+/* The same with the caller's allocator (NULL: the default), e.g. an arena reset per
+ * message on a hot path; free with protobuf_c_message_free_unpacked(m, a) or not at all
+ * when the arena goes. */
+ProtobufCMessage *w2a_pbjson_unpack_with(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                                         size_t len, ProtobufCAllocator *a, w2a_err *err);
 
 /* A JSON instance of d with every field holding a distinctive non-default value: the
  * first member of each oneof, two elements per repeated field, one map entry, nested
