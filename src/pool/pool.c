@@ -19,9 +19,20 @@
  * The one-hour rule. An account is refreshed only when its ID token has less than
  * TOKEN_REFRESH_MARGIN left (or none), after a 401, or when the operator forces it.
  *
- * Lifetime. w2a_pool_close stops the timers, lets queued jobs and HTTP calls finish
- * (their callbacks still run, but start nothing new), joins the worker, closes the
- * handles, then calls `done`. */
+ * Waiting for capacity. When nothing can be leased only because eligible accounts are
+ * leased to their cap (w2a_lease_none.busy), an acquire parks in a FIFO queue instead of
+ * failing, for at most LEASE_WAIT. Parked acquires are retried in rounds, in queue order,
+ * one store transaction at a time: a round starts when a lease is released in this
+ * process and every WAIT_TICK_MS (another process may release). A round ends at the first
+ * acquire without exclusions that still finds no capacity (nobody behind it could lease
+ * either); one with exclusions lets the next try. While the queue is not empty, new
+ * acquires queue behind it, so a newcomer never overtakes a waiter. Every acquire's
+ * callback runs exactly once: with a lease, or with an error on failure, timeout,
+ * cancel or close.
+ *
+ * Lifetime. w2a_pool_close stops the timers, answers parked acquires, lets queued jobs
+ * and HTTP calls finish (their callbacks still run, but start nothing new), joins the
+ * worker, closes the handles, then calls `done`. */
 #include "pool.h"
 
 #include <json-c/json.h>
@@ -43,6 +54,9 @@
 #define HTTP_TIMEOUT_MS 15000
 #define POLL_PEER_MS 250 /* how often to look for another process's refresh result */
 #define QUOTA_FALLBACK_MS 3600000ull
+#define WAIT_MAX 10000    /* parked acquires; beyond, acquire fails at once */
+#define WAIT_TICK_MS 50   /* retry parked acquires this often (a peer process may release) */
+#define WAIT_ROUND_MAX 64 /* failed retries per round (behind acquires with exclusions) */
 
 /* ---- jobs ----------------------------------------------------------------------------- */
 
@@ -63,6 +77,9 @@ struct waiter {
 };
 
 typedef struct flight flight;
+typedef struct acq acq;
+
+static uint64_t mono_ms(void) { return w2a_mono_us() / 1000u; }
 
 struct w2a_pool {
   uv_loop_t *loop;
@@ -94,6 +111,16 @@ struct w2a_pool {
   w2a_store_stats counts;
   uint64_t counts_at, next_reclaim, next_refresh_scan, next_quota_scan;
   int counts_busy, scan_busy;
+
+  /* acquires waiting for capacity (see the top of the file) */
+  acq *live;              /* every w2a_pool_acquire not answered yet, for cancel */
+  acq *wq_head, *wq_tail; /* parked, FIFO */
+  size_t nwait;
+  acq *wq_try;  /* the parked acquire whose retry is in flight */
+  acq *wq_next; /* the next one to retry in this round */
+  int wq_round, wq_kick, wq_fails;
+  uint64_t released; /* leases released so far: a park after one must look again */
+  uv_timer_t wq_timer;
 
   int closing;
   void (*close_done)(void *ud);
@@ -770,9 +797,14 @@ void w2a_pool_poll_quota(w2a_pool *p, int64_t id, w2a_pool_done_fn cb, void *ud)
 
 /* ---- acquire ------------------------------------------------------------------------------ */
 
-typedef struct acq {
+struct acq {
   job j;
   w2a_pool *p;
+  acq *lprev, *lnext; /* p->live */
+  acq *wprev, *wnext; /* p->wq_head… while parked */
+  int live, parked, cancelled, answered;
+  uint64_t wait_start_ms, wait_deadline_ms; /* monotonic */
+  uint64_t seen;                            /* p->released when the last try started */
   int64_t exclude[64];
   size_t nexclude;
   int count;
@@ -789,7 +821,7 @@ typedef struct acq {
   int tok_rc[MAX_PER_REQUEST];
   int pending;
   int attempts;
-} acq;
+};
 
 typedef struct tok_wait {
   acq *a;
@@ -822,6 +854,7 @@ static void acq_work(job *j, w2a_store *s) {
                       .ttl_ms = (uint64_t)c->lease_ttl_ms,
                       .selection = a->p->sel,
                       .want_secrets = 1};
+  memset(&a->none, 0, sizeof a->none); /* a retry must not see the last try's verdict */
   a->rc = w2a_store_lease_acquire(s, &rq, a->rows, &a->n, &a->none, &a->err);
 }
 
@@ -841,8 +874,12 @@ static void rel_work(job *j, w2a_store *s) {
   r->n = rc ? rc : r->n;
 }
 
+static void wait_kick(w2a_pool *p);
+
 static void rel_done(job *j) {
   rel_job *r = (rel_job *)j;
+  r->p->released++;
+  wait_kick(r->p); /* capacity came back: parked acquires first */
   if (r->poll_quota && !r->p->closing) w2a_pool_poll_quota(r->p, r->account_id, NULL, NULL);
   if (r->cb) r->cb(r->n, r->ud);
   free(r);
@@ -859,7 +896,20 @@ static void release_row(w2a_pool *p, const char *lease_id, int64_t acct) {
 
 static void acq_start(acq *a);
 
+static void live_unlink(acq *a) {
+  w2a_pool *p = a->p;
+  if (!a->live) return;
+  a->live = 0;
+  if (a->lprev)
+    a->lprev->lnext = a->lnext;
+  else
+    p->live = a->lnext;
+  if (a->lnext) a->lnext->lprev = a->lprev;
+  a->lprev = a->lnext = NULL;
+}
+
 static void acq_free(acq *a) {
+  live_unlink(a);
   for (int i = 0; i < a->n; i++)
     w2a_account_clear(&a->rows[i].acct);
   for (int i = 0; i < MAX_PER_REQUEST; i++)
@@ -867,37 +917,114 @@ static void acq_free(acq *a) {
   free(a);
 }
 
-/* Every token is in (or failed): answer the caller. */
-static void acq_complete(acq *a) {
+/* ---- waiting for capacity -------------------------------------------------------------- */
+
+static void on_wait_timer(uv_timer_t *t);
+
+static int wait_enabled(const w2a_pool *p) { return p->cfg->lease_wait_ms > 0 && !p->closing; }
+
+/* After a try that leased nothing: may this acquire (still) wait? */
+static int may_wait(const acq *a) {
+  const w2a_pool *p = a->p;
+  if (!a->cb || a->cancelled || a->rc || a->none.busy <= 0 || !wait_enabled(p)) return 0;
+  return a->parked ? mono_ms() < a->wait_deadline_ms : p->nwait < WAIT_MAX;
+}
+
+static void wait_park(acq *a) {
   w2a_pool *p = a->p;
-  int ok = 0;
-  for (int i = 0; i < a->n; i++) {
-    if (a->tok_rc[i]) {
-      /* no usable token: give the account back and do not try it again */
-      release_row(p, a->rows[i].id, a->rows[i].account_id);
-      if (a->nexclude < 64) a->exclude[a->nexclude++] = a->rows[i].account_id;
-      free(a->leases[i]);
-      a->leases[i] = NULL;
-    } else {
-      a->leases[ok] = a->leases[i];
-      if (ok != i) a->leases[i] = NULL;
-      ok++;
-    }
-  }
-  if (!ok && a->n && a->attempts < 3 && !p->closing) {
-    for (int i = 0; i < a->n; i++)
-      w2a_account_clear(&a->rows[i].acct);
-    a->n = 0;
-    acq_start(a); /* try other accounts */
+  a->parked = 1;
+  a->wait_start_ms = mono_ms();
+  a->wait_deadline_ms = a->wait_start_ms + (uint64_t)p->cfg->lease_wait_ms;
+  a->wprev = p->wq_tail;
+  a->wnext = NULL;
+  if (p->wq_tail)
+    p->wq_tail->wnext = a;
+  else
+    p->wq_head = a;
+  p->wq_tail = a;
+  if (p->nwait++ == 0) uv_timer_start(&p->wq_timer, on_wait_timer, WAIT_TICK_MS, WAIT_TICK_MS);
+}
+
+static void wait_unlink(acq *a) {
+  w2a_pool *p = a->p;
+  if (!a->parked) return;
+  a->parked = 0;
+  if (p->wq_next == a) p->wq_next = a->wnext;
+  if (a->wprev)
+    a->wprev->wnext = a->wnext;
+  else
+    p->wq_head = a->wnext;
+  if (a->wnext)
+    a->wnext->wprev = a->wprev;
+  else
+    p->wq_tail = a->wprev;
+  a->wprev = a->wnext = NULL;
+  if (--p->nwait == 0) uv_timer_stop(&p->wq_timer);
+}
+
+/* Nothing in flight: retry the round's next parked acquire, or end the round. */
+static void wait_step(w2a_pool *p) {
+  acq *a = p->wq_next;
+  if (a && !p->closing && p->wq_fails < WAIT_ROUND_MAX) {
+    p->wq_next = a->wnext;
+    p->wq_try = a;
+    a->attempts = 0;
+    acq_start(a);
     return;
   }
+  p->wq_round = 0;
+  p->wq_next = NULL;
+  if (p->wq_kick) {
+    p->wq_kick = 0;
+    wait_kick(p);
+  }
+}
+
+/* Capacity may have come back: run a round from the head (after the running one). */
+static void wait_kick(w2a_pool *p) {
+  if (!p->wq_head || p->closing) return;
+  if (p->wq_round) {
+    p->wq_kick = 1;
+    return;
+  }
+  p->wq_round = 1;
+  p->wq_fails = 0;
+  p->wq_next = p->wq_head;
+  wait_step(p);
+}
+
+/* The first parked acquire that no retry is running for (only one ever runs). */
+static acq *wait_idle_head(w2a_pool *p) {
+  acq *a = p->wq_head;
+  return a && a == p->wq_try ? a->wnext : a;
+}
+
+/* Answer the caller (lease or error), once. */
+static void acq_reply(acq *a, int ok) {
   w2a_pool_unavailable why;
+  if (a->answered) return;
+  a->answered = 1;
   memset(&why, 0, sizeof why);
+  live_unlink(a); /* a cancel from inside the callback must not find it */
   if (!ok) {
-    why.empty = a->none.total == 0 && a->n == 0;
+    /* none.reason is empty when this acquire never reached the store (queued behind
+     * others): that says nothing about the pool being empty */
+    why.empty = a->none.total == 0 && a->n == 0 && !a->cancelled && a->none.reason[0];
     why.retry_at_ms = a->none.retry_at_ms;
-    snprintf(why.reason, sizeof why.reason, "%s",
-             a->n ? "no account has a usable token (refresh failing)" : a->none.reason);
+    /* only leases are in the way: the soonest one ends by its expiry at the latest */
+    if (a->none.busy && a->none.lease_free_at_ms &&
+        (!why.retry_at_ms || a->none.lease_free_at_ms < why.retry_at_ms))
+      why.retry_at_ms = a->none.lease_free_at_ms;
+    const char *r = a->cancelled                        ? "cancelled by the caller"
+                    : a->p->closing && a->wait_start_ms ? "the pool is shutting down"
+                    : a->n              ? "no account has a usable token (refresh failing)"
+                    : a->none.reason[0] ? a->none.reason
+                                        : "every usable account is leased to its concurrency cap";
+    if (a->wait_start_ms)
+      snprintf(why.reason, sizeof why.reason, "%.190s; waited %llu ms for a lease to end", r,
+               (unsigned long long)(mono_ms() - a->wait_start_ms));
+    else
+      snprintf(why.reason, sizeof why.reason, "%s", r);
   }
   if (a->scb) {
     w2a_lease tmp[MAX_PER_REQUEST];
@@ -910,9 +1037,85 @@ static void acq_complete(acq *a) {
     a->leases[0] = NULL;
     a->cb(0, l, NULL, a->ud);
   } else {
-    a->cb(W2A_EAGAIN, NULL, &why, a->ud);
+    a->cb(a->cancelled ? W2A_ESTATE : W2A_EAGAIN, NULL, &why, a->ud);
   }
+}
+
+/* Answer the caller unless a cancel did, and free the acquire (no work in flight). */
+static void acq_answer(acq *a, int ok) {
+  acq_reply(a, ok);
   acq_free(a);
+}
+
+/* Answer parked acquires whose wait is over (deadlines follow queue order), then retry. */
+static void on_wait_timer(uv_timer_t *t) {
+  w2a_pool *p = t->data;
+  uint64_t now = mono_ms();
+  acq *a;
+  while ((a = wait_idle_head(p)) && a->wait_deadline_ms <= now) {
+    wait_unlink(a);
+    acq_answer(a, 0);
+  }
+  wait_kick(p);
+}
+
+void w2a_pool_acquire_cancel(w2a_pool *p, void *ud) {
+  acq *a = p->live;
+  while (a && (a->ud != ud || a->cancelled))
+    a = a->lnext;
+  if (!a) return;
+  int idle = a->parked && a != p->wq_try;
+  a->cancelled = 1;
+  wait_unlink(a);
+  if (idle) {
+    acq_answer(a, 0);
+    return;
+  }
+  /* Its store transaction or token refresh is under way: answer now; acq_complete frees
+   * it when the work returns (and gives back a lease it took meanwhile). */
+  acq_reply(a, 0);
+}
+
+/* Every token is in (or failed): answer the caller, or park it to wait for capacity. */
+static void acq_complete(acq *a) {
+  w2a_pool *p = a->p;
+  int ok = 0;
+  for (int i = 0; i < a->n; i++) {
+    if (a->tok_rc[i] || a->cancelled) {
+      /* no usable token (or no taker): give the account back; do not try it again */
+      release_row(p, a->rows[i].id, a->rows[i].account_id);
+      if (a->nexclude < 64) a->exclude[a->nexclude++] = a->rows[i].account_id;
+      free(a->leases[i]);
+      a->leases[i] = NULL;
+    } else {
+      a->leases[ok] = a->leases[i];
+      if (ok != i) a->leases[i] = NULL;
+      ok++;
+    }
+  }
+  if (!ok && a->n && a->attempts < 3 && !p->closing && !a->cancelled) {
+    for (int i = 0; i < a->n; i++)
+      w2a_account_clear(&a->rows[i].acct);
+    a->n = 0;
+    acq_start(a); /* try other accounts */
+    return;
+  }
+  int retried = a == p->wq_try;
+  if (retried) p->wq_try = NULL;
+  if (!ok && !a->n && may_wait(a)) {
+    if (!a->parked) {
+      wait_park(a);
+      if (a->seen != p->released) wait_kick(p); /* a lease ended after our transaction */
+    } else {
+      p->wq_fails++;
+      if (!a->nexclude) p->wq_next = NULL; /* nobody behind could lease either */
+    }
+    if (retried) wait_step(p);
+    return;
+  }
+  wait_unlink(a);
+  acq_answer(a, ok);
+  if (retried) wait_step(p);
 }
 
 static void acq_token(void *ud, int rc, w2a_refresh_status st, const char *token, uint64_t exp) {
@@ -977,7 +1180,10 @@ static void acq_done(job *j) {
   if (--a->pending == 0) acq_complete(a);
 }
 
-static void acq_start(acq *a) { submit(a->p, &a->j, acq_work, acq_done); }
+static void acq_start(acq *a) {
+  a->seen = a->p->released;
+  submit(a->p, &a->j, acq_work, acq_done);
+}
 
 static acq *acq_new(w2a_pool *p, const int64_t *exclude, size_t nexclude, void *ud) {
   acq *a = calloc(1, sizeof *a);
@@ -994,6 +1200,10 @@ void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude, w2a_
                       void *ud) {
   acq *a = acq_new(p, exclude, nexclude, ud);
   a->cb = cb;
+  a->live = 1;
+  a->lnext = p->live;
+  if (p->live) p->live->lprev = a;
+  p->live = a;
   if (p->closing) {
     snprintf(a->none.reason, sizeof a->none.reason, "the pool is shutting down");
     a->none.total = -1;
@@ -1013,6 +1223,12 @@ void w2a_pool_allocate(w2a_pool *p, const char *session_id, w2a_pool_session_fn 
     snprintf(a->none.reason, sizeof a->none.reason, "the pool is shutting down");
     a->none.total = -1;
     acq_complete(a);
+    return;
+  }
+  if (p->wq_head && wait_enabled(p) && p->nwait < WAIT_MAX) {
+    /* others are waiting for capacity: queue behind them, do not overtake */
+    wait_park(a);
+    wait_kick(p);
     return;
   }
   acq_start(a);
@@ -1308,7 +1524,9 @@ int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_ht
   p->async.data = p;
   uv_timer_init(loop, &p->tick);
   p->tick.data = p;
-  p->handles_open = 2;
+  uv_timer_init(loop, &p->wq_timer);
+  p->wq_timer.data = p;
+  p->handles_open = 3;
   if (uv_thread_create(&p->thread, worker_main, p)) abort();
   uv_timer_start(&p->tick, on_tick, 0, 100);
   /* counts right away, so /readyz is right from the first request */
@@ -1340,6 +1558,12 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static void maybe_finish_close(w2a_pool *p) {
   if (p->closing != 1) return;
+  /* parked acquires will not be retried: answer them (a retry in flight answers itself) */
+  acq *a;
+  while ((a = wait_idle_head(p))) {
+    wait_unlink(a);
+    acq_answer(a, 0);
+  }
   /* queued flights will not be stepped again: finish them as failures */
   for (flight *f = p->flights, *next; f; f = next) {
     next = f->next;
@@ -1354,6 +1578,7 @@ static void maybe_finish_close(w2a_pool *p) {
   uv_thread_join(&p->thread);
   uv_close((uv_handle_t *)&p->async, on_handle_closed);
   uv_close((uv_handle_t *)&p->tick, on_handle_closed);
+  uv_close((uv_handle_t *)&p->wq_timer, on_handle_closed);
 }
 
 void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud) {

@@ -79,9 +79,18 @@ int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_ht
 void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud);
 
 /* Lease one account for a request, skipping `exclude` (accounts already tried by this
- * request). The token is fresh when the callback runs (single-flight refresh). */
+ * request). The token is fresh when the callback runs (single-flight refresh).
+ * When the only obstacle is that eligible accounts are leased to their cap, the acquire
+ * waits (FIFO, up to LEASE_WAIT) for a lease to end, here or in another process sharing
+ * the database; otherwise (cooling, quota, nothing at all) it fails at once with rc
+ * W2A_EAGAIN and `why`. The callback runs exactly once, never from inside this call
+ * (except during w2a_pool_close). */
 void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude, w2a_pool_acquire_fn cb,
                       void *ud);
+/* The caller of the unanswered acquire with this `ud` is going away: its callback runs
+ * from inside this call with rc W2A_ESTATE and no lease (a lease its in-flight store
+ * transaction takes is given back). No-op when no such acquire is pending. */
+void w2a_pool_acquire_cancel(w2a_pool *p, void *ud);
 /* Report the outcome (classified into an action) and release the lease (freed: do not
  * use it afterwards). For a 401 (W2A_ACT_RETRY_REFRESH) either call
  * w2a_pool_refresh_lease() first and retry on the same lease, reporting only the final

@@ -1,6 +1,8 @@
 /* test_pool.c - the pool on a real loop against fakewarp (in-process, same loop):
  * single-flight refresh, the one-hour rule, 401 handling, rotation, quota until Warp's
- * nextRefreshTime, blocked, 5xx cool-down with one half-open probe, the refresh cap. */
+ * nextRefreshTime, blocked, 5xx cool-down with one half-open probe, the refresh cap,
+ * and acquires waiting for an account busy at its cap (LEASE_WAIT): FIFO, timeout,
+ * no wait when nothing is busy, close and cancel. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -338,11 +340,257 @@ static void test_refresh_cap(void) {
   T_EQ_INT(t.done, 30);
 }
 
+/* ---- waiting for capacity (LEASE_WAIT) -------------------------------------------------- */
+
+typedef struct wacq {
+  env *e;
+  int *seq; /* shared: the order callbacks ran in */
+  int done, rc, order;
+  w2a_lease *lease;
+  uint64_t at_ms;
+  uint64_t retry_at_ms;
+  char reason[256];
+} wacq;
+
+static void on_wacq(int rc, w2a_lease *l, const w2a_pool_unavailable *why, void *ud) {
+  wacq *w = ud;
+  w->done++;
+  w->rc = rc;
+  w->lease = l;
+  w->at_ms = w2a_mono_us() / 1000u;
+  w->order = ++*w->seq;
+  if (why) {
+    w->retry_at_ms = why->retry_at_ms;
+    snprintf(w->reason, sizeof w->reason, "%s", why->reason);
+  }
+}
+
+static void wacq_release(wacq *w) {
+  w2a_outcome o = {.ok = 1};
+  w2a_pool_report(w->e->pool, w->lease, &o);
+  w->lease = NULL;
+}
+
+static uint64_t mono_ms(void) { return w2a_mono_us() / 1000u; }
+
+/* One account, cap 1: A holds it, B waits and gets it promptly when A releases; a
+ * second wait gives up after LEASE_WAIT with the unavailable reason. */
+static void test_wait_release_and_timeout(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "wait", 3, 1000, 30), 0);
+  add_account(&e, "w@example.com", 1, 0, NULL);
+  wacq a = {.e = &e, .seq = &seq}, b = {.e = &e, .seq = &seq}, c = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &a);
+  run_until(&e, &a.done, 1, 10000);
+  T_EQ_INT(a.rc, 0);
+  T_CHECK(a.lease != NULL);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &b);
+  run_for(&e, 300);
+  T_EQ_INT(b.done, 0); /* waiting, not failed */
+  uint64_t t0 = mono_ms();
+  wacq_release(&a);
+  run_until(&e, &b.done, 1, 5000);
+  T_EQ_INT(b.rc, 0);
+  T_CHECK(b.lease != NULL);
+  T_CHECK(b.at_ms - t0 < 100);
+  /* B holds it now; C waits LEASE_WAIT (300 ms) and gives up */
+  e.cfg.lease_wait_ms = 300;
+  t0 = mono_ms();
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &c);
+  run_until(&e, &c.done, 1, 5000);
+  T_EQ_INT(c.rc, W2A_EAGAIN);
+  T_CHECK(c.lease == NULL);
+  T_CHECK(c.at_ms - t0 >= 300 && c.at_ms - t0 < 1000);
+  T_CHECK(strstr(c.reason, "leased to their cap") != NULL);
+  T_CHECK(strstr(c.reason, "waited") != NULL);
+  /* Retry-After: B's lease expiry (LEASE_TTL 60 s here) */
+  T_CHECK(c.retry_at_ms > w2a_now_ms() + 50000 && c.retry_at_ms <= w2a_now_ms() + 60000);
+  /* LEASE_WAIT 0: no waiting at all, as before */
+  e.cfg.lease_wait_ms = 0;
+  wacq d = {.e = &e, .seq = &seq};
+  t0 = mono_ms();
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &d);
+  run_until(&e, &d.done, 1, 5000);
+  T_EQ_INT(d.rc, W2A_EAGAIN);
+  T_CHECK(mono_ms() - t0 < 200);
+  wacq_release(&b);
+  run_for(&e, 100);
+  env_down(&e);
+}
+
+/* Nothing busy, only a quota-exhausted account (and one cooling): fail at once. */
+static void test_wait_not_when_unavailable(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "nowait", 3, 1000, 30), 0);
+  int64_t q = add_account(&e, "qx@example.com", 1, 0, NULL);
+  int64_t c = add_account(&e, "cx@example.com", 1, 0, NULL);
+  w2a_store *s;
+  w2a_err err;
+  w2a_store_opts o = {.path = e.db};
+  T_EQ_INT(w2a_store_open(&s, &o, &err), 0);
+  uint64_t now = w2a_now_ms();
+  T_EQ_INT(w2a_store_set_state(s, q, W2A_ST_QUOTA, "test", now + 3600000, now, &err), 0);
+  T_EQ_INT(w2a_store_set_state(s, c, W2A_ST_COOLING, "test", now + 3600000, now, &err), 0);
+  w2a_store_close(s);
+  wacq a = {.e = &e, .seq = &seq};
+  uint64_t t0 = mono_ms();
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &a); /* LEASE_WAIT is the default 10 s */
+  run_until(&e, &a.done, 1, 5000);
+  T_EQ_INT(a.rc, W2A_EAGAIN);
+  T_CHECK(mono_ms() - t0 < 300);
+  T_CHECK(strstr(a.reason, "1 quota_exhausted") != NULL);
+  T_CHECK(strstr(a.reason, "waited") == NULL);
+  T_CHECK(a.retry_at_ms >= now + 3600000 - 1000);
+  env_down(&e);
+}
+
+/* Three waiters are served in the order they came; a newcomer queues behind them. */
+static void test_wait_fifo(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "fifo", 3, 1000, 30), 0);
+  add_account(&e, "f@example.com", 1, 0, NULL);
+  wacq h = {.e = &e, .seq = &seq};
+  wacq w[4];
+  for (int i = 0; i < 4; i++)
+    w[i] = (wacq){.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &h);
+  run_until(&e, &h.done, 1, 10000);
+  T_EQ_INT(h.rc, 0);
+  for (int i = 0; i < 3; i++)
+    w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &w[i]);
+  run_for(&e, 150);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &w[3]); /* parks behind the three */
+  run_for(&e, 150);
+  for (int i = 0; i < 4; i++)
+    T_EQ_INT(w[i].done, 0);
+  wacq *prev = &h;
+  for (int i = 0; i < 4; i++) {
+    wacq_release(prev);
+    run_until(&e, &w[i].done, 1, 5000);
+    T_EQ_INT(w[i].rc, 0);
+    T_EQ_INT(w[i].order, i + 2);
+    for (int j = i + 1; j < 4; j++)
+      T_EQ_INT(w[j].done, 0);
+    prev = &w[i];
+  }
+  wacq_release(prev);
+  run_for(&e, 100);
+  env_down(&e);
+}
+
+/* Close answers waiting acquires with an error; nothing leaks (ASan). */
+static void test_wait_close(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "wclose", 3, 1000, 30), 0);
+  add_account(&e, "c@example.com", 1, 0, NULL);
+  wacq h = {.e = &e, .seq = &seq}, a = {.e = &e, .seq = &seq}, b = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &h);
+  run_until(&e, &h.done, 1, 10000);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &a);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &b);
+  run_for(&e, 200);
+  T_EQ_INT(a.done + b.done, 0);
+  wacq_release(&h); /* queued; the close below answers the waiters first */
+  env_down(&e);
+  T_EQ_INT(a.done, 1);
+  T_EQ_INT(b.done, 1);
+  T_CHECK(a.rc != 0 && b.rc != 0);
+  T_CHECK(a.lease == NULL && b.lease == NULL);
+  T_CHECK(strstr(a.reason, "shutting down") != NULL);
+}
+
+/* A caller going away cancels: the acquire is answered at once, whether it waits or its
+ * first try is in flight (the lease that try takes is given back). */
+static void test_wait_cancel(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "wcancel", 3, 1000, 30), 0);
+  add_account(&e, "x@example.com", 1, 0, NULL);
+  wacq h = {.e = &e, .seq = &seq}, a = {.e = &e, .seq = &seq}, b = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &h);
+  run_until(&e, &h.done, 1, 10000);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &a);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &b);
+  run_for(&e, 200);
+  w2a_pool_acquire_cancel(e.pool, &a);
+  T_EQ_INT(a.done, 1); /* answered from inside the cancel */
+  T_EQ_INT(a.rc, W2A_ESTATE);
+  w2a_pool_acquire_cancel(e.pool, &a); /* no longer pending: no-op */
+  T_EQ_INT(a.done, 1);
+  wacq_release(&h);
+  run_until(&e, &b.done, 1, 5000); /* b, behind the cancelled a, gets the account */
+  T_EQ_INT(b.rc, 0);
+  wacq_release(&b);
+  run_for(&e, 100);
+  /* cancel while the first try is in flight: it leases, the pool gives it back */
+  wacq c = {.e = &e, .seq = &seq}, d = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &c);
+  w2a_pool_acquire_cancel(e.pool, &c);
+  T_EQ_INT(c.done, 1);
+  T_EQ_INT(c.rc, W2A_ESTATE);
+  T_CHECK(c.lease == NULL);
+  run_for(&e, 200);
+  T_EQ_INT(c.done, 1);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &d);
+  run_until(&e, &d.done, 1, 5000);
+  T_EQ_INT(d.rc, 0);
+  T_CHECK(mono_ms() - d.at_ms < 1000);
+  wacq_release(&d);
+  run_for(&e, 100);
+  env_down(&e);
+}
+
+/* Exclusions hold while waiting: a waiter that excludes the busy account is not handed
+ * it, and a waiter behind it still gets the account when it frees up. */
+static void test_wait_exclusions(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "wexcl", 3, 1000, 30), 0);
+  int64_t x = add_account(&e, "e1@example.com", 1, 0, NULL);
+  int64_t y = add_account(&e, "e2@example.com", 1, 0, NULL);
+  wacq h1 = {.e = &e, .seq = &seq}, h2 = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &h1);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &h2);
+  run_until(&e, &h2.done, 1, 10000);
+  run_until(&e, &h1.done, 1, 10000);
+  T_CHECK(h1.lease && h2.lease);
+  wacq *hx = h1.lease->account_id == x ? &h1 : &h2, *hy = hx == &h1 ? &h2 : &h1;
+  wacq a = {.e = &e, .seq = &seq}, b = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, &x, 1, on_wacq, &a); /* waits for y only */
+  run_for(&e, 100);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &b);
+  run_for(&e, 100);
+  T_EQ_INT(a.done + b.done, 0);
+  wacq_release(hx); /* x frees: a must not take it, b (behind a) does */
+  run_until(&e, &b.done, 1, 5000);
+  T_EQ_INT(b.rc, 0);
+  T_CHECK(b.lease && b.lease->account_id == x);
+  T_EQ_INT(a.done, 0);
+  wacq_release(hy);
+  run_until(&e, &a.done, 1, 5000);
+  T_EQ_INT(a.rc, 0);
+  T_CHECK(a.lease && a.lease->account_id == y);
+  wacq_release(&a);
+  wacq_release(&b);
+  run_for(&e, 100);
+  env_down(&e);
+}
+
 int main(void) {
   T_RUN(test_single_flight);
   T_RUN(test_forced_401_rotation);
   T_RUN(test_quota_block_5xx);
   T_RUN(test_refresh_cap);
+  T_RUN(test_wait_release_and_timeout);
+  T_RUN(test_wait_not_when_unavailable);
+  T_RUN(test_wait_fifo);
+  T_RUN(test_wait_close);
+  T_RUN(test_wait_cancel);
+  T_RUN(test_wait_exclusions);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf /tmp/w2a-test-pool-%d", (int)getpid());
   if (system(cmd)) {
