@@ -108,6 +108,8 @@ static void complete(w2a_gw_chatreq *ch) {
     ch->up = NULL;
   }
   give_back_lease(ch);
+  /* An acquire waiting for capacity would hold this object for up to LEASE_WAIT. */
+  if (ch->pending && ch->g->pool) w2a_pool_acquire_cancel(ch->g->pool, ch);
   if (ch->req) {
     /* The request was completed by whoever called us; only its bookkeeping is left. */
     W2A_INFO("POST /v1/chat/completions %d model=%s stream=%d attempts=%d %llums", ch->status,

@@ -419,7 +419,11 @@ void w2a_gw_models_close(w2a_gw_models *m, void (*done)(void *ud), void *ud) {
   m->closing = 1;
   m->done = done;
   m->done_ud = ud;
-  if (m->busy) return; /* fetch_end finishes the job */
+  if (m->busy) {
+    /* fetch_end finishes the job; an acquire waiting for capacity ends at once */
+    if (m->g->pool) w2a_pool_acquire_cancel(m->g->pool, m);
+    return;
+  }
   json_object_put(m->catalog);
   free(m);
   if (done) done(ud);

@@ -153,6 +153,9 @@ void w2a_pool_release(w2a_pool *p, w2a_lease *l) {
 
 void w2a_pool_extend(w2a_pool *p, w2a_lease *l) { (void)p, (void)l; }
 
+/* The fake never waits for capacity: every acquire is answered within a millisecond. */
+void w2a_pool_acquire_cancel(w2a_pool *p, void *ud) { (void)p, (void)ud; }
+
 void w2a_pool_refresh_lease(w2a_pool *p, w2a_lease *l, w2a_pool_done_fn cb, void *ud) {
   op *o = calloc(1, sizeof *o);
   o->p = p, o->dcb = cb, o->ud = ud, o->lease = l;
