@@ -159,6 +159,9 @@ int w2a_store_reclaim(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err) {
 int w2a_store_readmit(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err) {
   return s->ops->readmit(s, now_ms, n, err);
 }
+int w2a_store_batch_begin(w2a_store *s, w2a_err *err) { return s->ops->batch_begin(s, err); }
+int w2a_store_batch_commit(w2a_store *s, w2a_err *err) { return s->ops->batch_commit(s, err); }
+
 int w2a_store_integrity_check(w2a_store *s, char *buf, size_t len, w2a_err *err) {
   return s->ops->integrity_check(s, buf, len, err);
 }

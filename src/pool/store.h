@@ -113,6 +113,12 @@ typedef struct w2a_store_opts {
   const char *encryption_key; /* NULL/"": refresh tokens stored in clear */
   int busy_timeout_ms;        /* 0: 10000 */
   int readonly;               /* open without migrating or writing */
+  /* SQLite: checkpoint the WAL from a low-priority thread with its own connection instead
+   * of at this connection's commits, so no commit here waits for a checkpoint's fsync
+   * (the pool's worker). The WAL stays bounded: past 10 x checkpoint_pages this
+   * connection checkpoints by itself. */
+  int checkpoint_thread;
+  int checkpoint_pages; /* WAL pages that wake the checkpointer; 0: 1000 */
 } w2a_store_opts;
 
 /* flags for get/list: both tokens, or the ID token only (what a lease needs) */
@@ -250,6 +256,9 @@ typedef struct w2a_store_ops {
   int (*reclaim)(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err);
   int (*readmit)(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err);
 
+  int (*batch_begin)(w2a_store *s, w2a_err *err);
+  int (*batch_commit)(w2a_store *s, w2a_err *err);
+
   int (*integrity_check)(w2a_store *s, char *buf, size_t len, w2a_err *err);
   int (*explain_selection)(w2a_store *s, w2a_selection sel, char *buf, size_t len, w2a_err *err);
 } w2a_store_ops;
@@ -348,6 +357,20 @@ int w2a_store_reclaim(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err);
 /* quota_exhausted accounts past their reset → available. (Cooling accounts are not
  * readmitted wholesale: they come back through one probe lease.) */
 int w2a_store_readmit(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err);
+
+/* Group commit: between batch_begin and batch_commit every call runs inside one write
+ * transaction (each writing call in its own savepoint: a call that fails rolls back
+ * only its own changes), committed once, durably (FULL) if any call inside asked for it.
+ * Nothing inside is committed before batch_commit returns 0; when it fails the whole
+ * batch is rolled back and its calls may be run again one by one. Calls inside must
+ * not depend on another process seeing their writes before the commit. */
+int w2a_store_batch_begin(w2a_store *s, w2a_err *err);
+int w2a_store_batch_commit(w2a_store *s, w2a_err *err);
+
+/* SQLite with opts.checkpoint_thread: checkpoints run so far by the checkpointer thread
+ * and, when it fell behind, by the store's own connection (tests, benchmarks); -1
+ * without a checkpointer. */
+int w2a_store_sqlite_checkpoints(w2a_store *s, uint64_t *background, uint64_t *inline_);
 
 /* "ok" or the problems found (SQLite: PRAGMA integrity_check). */
 int w2a_store_integrity_check(w2a_store *s, char *buf, size_t len, w2a_err *err);

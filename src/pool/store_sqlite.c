@@ -19,6 +19,21 @@
  * the rows would have been reclaimed by expiry anyway. The next FULL commit syncs them.
  * This keeps allocate+release in tens of microseconds instead of two fsyncs.
  *
+ * Group commit (w2a_store_batch_begin/commit): one BEGIN IMMEDIATE around many calls,
+ * each writing call in a SAVEPOINT of its own, so a failing call rolls back only its own
+ * changes. A batch commits with synchronous=NORMAL (the setting cannot change inside a
+ * transaction); when a call inside asked for FULL, the WAL is fsynced right after the
+ * COMMIT, which is what a FULL commit does, before batch_commit returns.
+ *
+ * Checkpoints (opts.checkpoint_thread): the connection's automatic checkpoint is replaced
+ * by a WAL hook that wakes a low-priority thread with its own connection once the WAL
+ * holds checkpoint_pages pages; that thread runs PASSIVE checkpoints (they never block a
+ * writer: the copying and the fsyncs happen there) and, after a few idle seconds, one
+ * TRUNCATE. SQLite restarts the WAL only once a checkpoint copied it to its last frame,
+ * which a background pass manages only in a pause between commits; under unbroken
+ * traffic the WAL reaches 10 x the threshold and the committing connection checkpoints
+ * by itself (copying only what the background passes left), so the WAL stays bounded.
+ *
  * Busy handling: a custom busy handler sleeps 20 µs..1 ms with jitter instead of
  * SQLite's coarse default, so dozens of writers on one file progress fairly, up to the
  * configured timeout. One connection per w2a_store, used by one thread at a time
@@ -31,7 +46,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +146,9 @@ enum {
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
+  Q_SAVEPOINT,
+  Q_RELEASE,
+  Q_ROLLBACK_TO,
   Q_SYNC_FULL,
   Q_SYNC_NORMAL,
   Q_RECLAIM,
@@ -158,6 +178,9 @@ static const char *const sql[Q__N] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT call",
+    [Q_RELEASE] = "RELEASE call",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO call",
     [Q_SYNC_FULL] = "PRAGMA synchronous=FULL",
     [Q_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
     [Q_RECLAIM] = "DELETE FROM leases WHERE expires_at <= ?1 RETURNING id, account_id",
@@ -204,8 +227,13 @@ static const char *const sql[Q__N] = {
                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 };
 
+typedef struct ckpt ckpt;
+
 typedef struct sq {
   w2a_store base;
+  int batch;      /* a group-commit batch is open: calls nest in savepoints */
+  int batch_full; /* a call in the batch asked for a durable (FULL) commit */
+  ckpt *ck;       /* the checkpointer thread, when opts.checkpoint_thread */
   sqlite3 *db;
   sqlite3_stmt *q[Q__N];
   int sync_full; /* current PRAGMA synchronous: 1 FULL, 0 NORMAL, -1 unknown */
@@ -267,7 +295,18 @@ static int set_sync(sq *s, int full, w2a_err *err) {
  * arbitrate between processes. Held from BEGIN IMMEDIATE to COMMIT/ROLLBACK only. */
 static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
 
+static int batch_lost(w2a_err *err) {
+  return w2a_errf(err, W2A_EIO, "store: the batch's transaction was rolled back by an error");
+}
+
 static int tx_begin(sq *s, int full, w2a_err *err) {
+  if (s->batch) {
+    /* An I/O error or full disk earlier in the batch may have rolled it all back; then
+     * nothing may run outside it: the batch fails and its calls are run again. */
+    if (sqlite3_get_autocommit(s->db)) return batch_lost(err);
+    s->batch_full |= full;
+    return run(s, Q_SAVEPOINT, err);
+  }
   int rc = set_sync(s, full, err);
   if (rc) return rc;
   pthread_mutex_lock(&write_mu);
@@ -278,6 +317,12 @@ static int tx_begin(sq *s, int full, w2a_err *err) {
 
 /* Commit when rc is 0, else roll back; returns rc (or the commit's failure). */
 static int tx_end(sq *s, int rc, w2a_err *err) {
+  if (s->batch) {
+    if (sqlite3_get_autocommit(s->db)) return rc ? rc : batch_lost(err);
+    if (rc) run(s, Q_ROLLBACK_TO, NULL);
+    int r2 = run(s, Q_RELEASE, rc ? NULL : err);
+    return rc ? rc : r2;
+  }
   if (!rc) rc = run(s, Q_COMMIT, err);
   if (rc && !sqlite3_get_autocommit(s->db)) run(s, Q_ROLLBACK, NULL);
   pthread_mutex_unlock(&write_mu);
@@ -296,6 +341,192 @@ static int busy_cb(void *ud, int count) {
   unsigned base = count < 10 ? 20u << (count - 4) : 1000u;
   usleep(base / 2 + (unsigned)(w2a_random_u64() % base));
   return 1;
+}
+
+/* ---- group commit ------------------------------------------------------------------- */
+
+static int sq_batch_begin(w2a_store *base, w2a_err *err) {
+  sq *s = (sq *)base;
+  if (s->batch) return w2a_errf(err, W2A_ESTATE, "store: a batch is already open");
+  int rc = tx_begin(s, 0, err);
+  if (rc) return rc;
+  s->batch = 1;
+  s->batch_full = 0;
+  return 0;
+}
+
+/* 0: committed (durably when a call asked for it). W2A_EIO: rolled back, nothing of the
+ * batch is in the database. W2A_ESTATE: committed, but the fsync a durable call needed
+ * failed (like a failed FULL commit: the data is there, its durability unknown). */
+static int sq_batch_commit(w2a_store *base, w2a_err *err) {
+  sq *s = (sq *)base;
+  if (!s->batch) return w2a_errf(err, W2A_ESTATE, "store: no batch is open");
+  s->batch = 0;
+  if (sqlite3_get_autocommit(s->db)) {
+    pthread_mutex_unlock(&write_mu);
+    return batch_lost(err);
+  }
+  int rc = tx_end(s, 0, err);
+  if (rc) return W2A_EIO;
+  if (!s->batch_full) return 0;
+  sqlite3_file *wal = NULL;
+  if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+      !wal || !wal->pMethods || wal->pMethods->xSync(wal, SQLITE_SYNC_FULL) != SQLITE_OK)
+    return w2a_errf(err, W2A_ESTATE, "store: batch committed but the WAL fsync failed");
+  return 0;
+}
+
+/* ---- checkpointer ------------------------------------------------------------------- */
+
+#define CKPT_IDLE_TRUNCATE 5 /* idle seconds before the WAL file is truncated */
+
+struct ckpt {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  /* Held through every checkpoint of this store's, so the fallback on the committing
+   * thread waits for a background pass instead of failing on SQLite's checkpoint lock.
+   * Order: write_mu, then run_mu. */
+  pthread_mutex_t run_mu;
+  sqlite3 *db;
+  int pages;        /* WAL size that wakes the thread */
+  int stop, wake;   /* under mu */
+  uint64_t commits; /* under mu: commits seen by the hook */
+  uint64_t background, inline_;
+};
+
+/* Runs on the committing thread after each commit, the write lock already released. */
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int npages) {
+  sq *s = ud;
+  ckpt *c = s->ck;
+  if (npages >= 10 * c->pages) {
+    /* Far behind: a background pass cannot finish while commits keep coming, and only a
+     * WAL copied to its last frame is restarted. Here no writer of this process runs (the
+     * caller holds write_mu), so this pass copies what the last background pass left. */
+    pthread_mutex_lock(&c->run_mu);
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    pthread_mutex_unlock(&c->run_mu);
+    __atomic_add_fetch(&c->inline_, 1, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_lock(&c->mu);
+  c->commits++;
+  if (npages >= c->pages && !c->wake) {
+    c->wake = 1;
+    pthread_cond_signal(&c->cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg) {
+  ckpt *c = arg;
+  /* below the worker, so a checkpoint's copying yields to lease traffic; failure is fine */
+  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10)) {
+  }
+  pthread_mutex_lock(&c->mu);
+  uint64_t seen = c->commits;
+  int idle = 0, truncated = 1;
+  while (!c->stop) {
+    if (!c->wake) {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      ts.tv_sec += 1;
+      pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    if (c->stop) break;
+    int wake = c->wake;
+    c->wake = 0;
+    if (c->commits != seen) {
+      seen = c->commits;
+      idle = 0;
+      truncated = 0;
+    } else {
+      idle++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (wake) {
+      pthread_mutex_lock(&c->run_mu);
+      sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+      pthread_mutex_unlock(&c->run_mu);
+      __atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
+    } else if (idle >= CKPT_IDLE_TRUNCATE && !truncated) {
+      /* Idle: shrink the WAL file. TRUNCATE holds the write lock through its fsyncs, so
+       * this process's writers queue on the mutex meanwhile instead of polling. */
+      pthread_mutex_lock(&write_mu);
+      pthread_mutex_lock(&c->run_mu);
+      sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+      pthread_mutex_unlock(&c->run_mu);
+      pthread_mutex_unlock(&write_mu);
+      __atomic_add_fetch(&c->background, 1, __ATOMIC_RELAXED);
+      truncated = 1;
+    }
+    pthread_mutex_lock(&c->mu);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+static void ckpt_stop(sq *s) {
+  ckpt *c = s->ck;
+  if (!c) return;
+  sqlite3_wal_hook(s->db, NULL, NULL);
+  pthread_mutex_lock(&c->mu);
+  c->stop = 1;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  pthread_join(c->thread, NULL);
+  sqlite3_close(c->db);
+  pthread_cond_destroy(&c->cv);
+  pthread_mutex_destroy(&c->mu);
+  pthread_mutex_destroy(&c->run_mu);
+  free(c);
+  s->ck = NULL;
+}
+
+static int ckpt_start(sq *s, const char *path, int pages, w2a_err *err) {
+  ckpt *c = calloc(1, sizeof *c);
+  if (!c) return w2a_errf(err, W2A_ENOMEM, "store: out of memory");
+  c->pages = pages > 0 ? pages : 1000;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_mutex_init(&c->run_mu, NULL);
+  /* A first read opens the WAL, so that a checkpoint on this connection has one to copy. */
+  if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+          SQLITE_OK ||
+      sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+    int rc = w2a_errf(err, W2A_EIO, "store: checkpointer: cannot open %s: %s", path,
+                      c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->run_mu);
+    free(c);
+    return rc;
+  }
+  sqlite3_busy_timeout(c->db, 20); /* TRUNCATE waits this long for another process */
+  if (pthread_create(&c->thread, NULL, ckpt_main, c)) {
+    sqlite3_close(c->db);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->run_mu);
+    free(c);
+    return w2a_errf(err, W2A_EIO, "store: cannot start the checkpointer thread");
+  }
+  s->ck = c;
+  sqlite3_wal_hook(s->db, wal_hook, s); /* replaces the automatic checkpoint */
+  return 0;
+}
+
+int w2a_store_sqlite_checkpoints(w2a_store *base, uint64_t *background, uint64_t *inline_) {
+  sq *s = (sq *)base;
+  if (!s || !s->ck) return -1;
+  *background = __atomic_load_n(&s->ck->background, __ATOMIC_RELAXED);
+  *inline_ = __atomic_load_n(&s->ck->inline_, __ATOMIC_RELAXED);
+  return 0;
 }
 
 static void copy_str(char *dst, size_t cap, const unsigned char *src) {
@@ -582,6 +813,7 @@ out:
 
 static void sq_close(w2a_store *base) {
   sq *s = (sq *)base;
+  ckpt_stop(s);
   for (int i = 0; i < Q__N; i++)
     sqlite3_finalize(s->q[i]);
   sqlite3_close(s->db);
@@ -1461,6 +1693,8 @@ static const w2a_store_ops sqlite_ops = {
     .release_holder = sq_release_holder,
     .reclaim = sq_reclaim,
     .readmit = sq_readmit,
+    .batch_begin = sq_batch_begin,
+    .batch_commit = sq_batch_commit,
     .integrity_check = sq_integrity,
     .explain_selection = sq_explain,
 };
@@ -1501,6 +1735,9 @@ int w2a_store_sqlite_open(w2a_store **out, const w2a_store_opts *o, w2a_err *err
   }
   if ((rc = exec(s, "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY", err))) goto out;
   if ((rc = setup_key(s, o->encryption_key, err))) goto out;
+  if (!o->readonly && o->checkpoint_thread &&
+      (rc = ckpt_start(s, o->path, o->checkpoint_pages, err)))
+    goto out;
   *out = &s->base;
   return 0;
 out:
