@@ -65,7 +65,14 @@ struct job {
   job *next;
   void (*work)(job *j, w2a_store *s); /* worker thread */
   void (*done)(job *j);               /* loop thread */
+  /* Runs in a transaction of its own, never in a group-commit batch (long work: admin
+   * imports, integrity checks). Batched work must be safe to run a second time: when a
+   * batch's commit fails, each of its jobs runs again alone. */
+  int solo;
 };
+
+#define BATCH_MAX 64   /* jobs in one group commit */
+#define BATCH_US 2000u /* stop adding jobs to a batch after this much work */
 
 typedef struct waiter waiter;
 typedef void (*token_fn)(void *ud, int rc, w2a_refresh_status st, const char *token,
@@ -127,25 +134,63 @@ struct w2a_pool {
   void *close_ud;
 };
 
+/* Group commit: when several jobs are waiting, the worker runs them (up to BATCH_MAX or
+ * BATCH_US of work) inside one store transaction, each job's writes in a savepoint of its
+ * own, and hands them to the loop only after that transaction committed: a job's `done`
+ * never sees a write that is not yet durable as promised. Called with p->mu held. */
+static job *run_jobs(w2a_pool *p, job **tail) {
+  job *head = p->todo;
+  p->todo = head->next;
+  head->next = NULL;
+  *tail = head;
+  w2a_err err;
+  if (!p->todo || head->solo || w2a_store_batch_begin(p->store, &err)) {
+    if (!p->todo) p->todo_tail = NULL;
+    uv_mutex_unlock(&p->mu);
+    if (head->work) head->work(head, p->store);
+    uv_mutex_lock(&p->mu);
+    return head;
+  }
+  uint64_t t0 = w2a_mono_us();
+  int n = 0;
+  for (job *j = head;;) {
+    uv_mutex_unlock(&p->mu);
+    if (j->work) j->work(j, p->store);
+    uv_mutex_lock(&p->mu);
+    if (++n >= BATCH_MAX || !p->todo || p->todo->solo || w2a_mono_us() - t0 >= BATCH_US) break;
+    j = p->todo;
+    p->todo = j->next;
+    j->next = NULL;
+    (*tail)->next = j;
+    *tail = j;
+  }
+  if (!p->todo) p->todo_tail = NULL;
+  uv_mutex_unlock(&p->mu);
+  int rc = w2a_store_batch_commit(p->store, &err);
+  if (rc == W2A_EIO) { /* rolled back: nothing happened, so each job runs again alone */
+    W2A_WARN("pool: a batch of %d jobs failed (%s); running them one by one", n, err.msg);
+    for (job *j = head; j; j = j->next)
+      if (j->work) j->work(j, p->store);
+  } else if (rc) {
+    W2A_ERROR("pool: %s", err.msg);
+  }
+  uv_mutex_lock(&p->mu);
+  return head;
+}
+
 static void worker_main(void *arg) {
   w2a_pool *p = arg;
   uv_mutex_lock(&p->mu);
   for (;;) {
     while (!p->todo && !p->stop_worker)
       uv_cond_wait(&p->cv, &p->mu);
-    job *j = p->todo;
-    if (!j) break; /* stop requested and queue drained */
-    p->todo = j->next;
-    if (!p->todo) p->todo_tail = NULL;
-    uv_mutex_unlock(&p->mu);
-    if (j->work) j->work(j, p->store);
-    uv_mutex_lock(&p->mu);
-    j->next = NULL;
+    if (!p->todo) break; /* stop requested and queue drained */
+    job *tail, *head = run_jobs(p, &tail);
     if (p->finished_tail)
-      p->finished_tail->next = j;
+      p->finished_tail->next = head;
     else
-      p->finished = j;
-    p->finished_tail = j;
+      p->finished = head;
+    p->finished_tail = tail;
     uv_async_send(&p->async);
   }
   uv_mutex_unlock(&p->mu);
@@ -211,6 +256,7 @@ void w2a_pool_submit(w2a_pool *p, w2a_pool_work_fn work, void (*done)(void *ud),
   u->work = p->closing ? NULL : work;
   u->done = done;
   u->ud = ud;
+  u->j.solo = 1; /* the caller's work may be long (imports): never hold a batch open */
   submit(p, &u->j, user_work, user_done);
 }
 
@@ -777,6 +823,8 @@ static void quota_read_work(job *j, w2a_store *s) {
   quota_job *q = (quota_job *)j;
   w2a_account a;
   w2a_err err;
+  w2a_secret_free(q->token); /* a batch that failed runs this again */
+  q->token = NULL;
   if ((q->rc = w2a_store_get(s, q->id, W2A_STORE_ID_TOKEN, &a, &err))) return;
   q->token = a.id_token;
   q->exp = a.id_token_exp_ms;
@@ -855,6 +903,9 @@ static void acq_work(job *j, w2a_store *s) {
                       .selection = a->p->sel,
                       .want_secrets = 1};
   memset(&a->none, 0, sizeof a->none); /* a retry must not see the last try's verdict */
+  for (int i = 0; i < a->n; i++)       /* a batch that failed runs this again */
+    w2a_account_clear(&a->rows[i].acct);
+  a->n = 0;
   a->rc = w2a_store_lease_acquire(s, &rq, a->rows, &a->n, &a->none, &a->err);
 }
 
@@ -1517,7 +1568,8 @@ int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_ht
   p->bucket_at = w2a_mono_us() / 1000u;
   int rc = w2a_rules_load(&p->rules, cfg->error_rules_file, err);
   if (rc) goto fail;
-  w2a_store_opts so = {.path = cfg->database_path, .encryption_key = cfg->encryption_key};
+  w2a_store_opts so = {
+      .path = cfg->database_path, .encryption_key = cfg->encryption_key, .checkpoint_thread = 1};
   if ((rc = w2a_store_open(&p->store, &so, err))) goto fail;
   if (uv_mutex_init(&p->mu) || uv_cond_init(&p->cv)) abort();
   uv_async_init(loop, &p->async, on_async);
