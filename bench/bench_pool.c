@@ -6,14 +6,26 @@
  * token returned) plus one lease_release with a success result, in-process, on one
  * connection, as the pool's worker runs them. Prints a Markdown table.
  *
- * Usage: bench_pool [ops per size, default 20000] [dir, default /tmp] */
+ * Concurrent mode (the last table): the same op through the pool's async API on a libuv
+ * loop (w2a_pool_acquire, then w2a_pool_report with a success), 32 ops outstanding, 100
+ * accounts, so the DB worker finds several jobs queued (group commit). Latency is from
+ * the acquire call to its callback; CPU is the whole process's (loop + worker +
+ * checkpointer) per op.
+ *
+ * Usage: bench_pool [ops per size, default 20000] [dir, default /tmp] [conc: only the
+ * concurrent mode] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "common/b64.h"
+#include "common/config.h"
 #include "common/util.h"
+#include "http/client.h"
+#include "pool/pool.h"
 #include "pool/store.h"
 
 static int cmp_u64(const void *a, const void *b) {
@@ -106,14 +118,154 @@ static void bench_size(int naccts, long ops, const char *dir) {
   w2a_store_close(s);
 }
 
+/* ---- concurrent mode ---- */
+
+#define CONC 32
+
+typedef struct conc {
+  w2a_pool *pool;
+  long issued, done, ops;
+  uint64_t *lat;
+  int failed;
+} conc;
+
+typedef struct slot {
+  conc *c;
+  uint64_t t0;
+} slot;
+
+static void conc_issue(slot *sl);
+
+static void conc_acquired(int rc, w2a_lease *l, const w2a_pool_unavailable *why, void *ud) {
+  slot *sl = ud;
+  conc *c = sl->c;
+  if (rc) {
+    fprintf(stderr, "acquire failed: %s\n", why ? why->reason : "?");
+    c->failed = 1;
+    return;
+  }
+  c->lat[c->done++] = w2a_mono_ns() - sl->t0;
+  w2a_outcome ok = {.ok = 1, .http_status = 200};
+  w2a_pool_report(c->pool, l, &ok);
+  conc_issue(sl);
+}
+
+static void conc_issue(slot *sl) {
+  conc *c = sl->c;
+  if (c->issued >= c->ops || c->failed) return;
+  c->issued++;
+  sl->t0 = w2a_mono_ns();
+  w2a_pool_acquire(c->pool, NULL, 0, conc_acquired, sl);
+}
+
+static void conc_closed(void *ud) { ++*(int *)ud; }
+
+static void bench_concurrent(long ops, const char *dir) {
+  char path[512], cmd[1600];
+  snprintf(path, sizeof path, "%s/w2a-bench-pool-%d/conc.db", dir, (int)getpid());
+  snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm", path, path, path);
+  if (system(cmd)) {
+  }
+  w2a_err err;
+  w2a_store *s;
+  w2a_store_opts o = {.path = path, .encryption_key = "bench key"};
+  if (w2a_store_open(&s, &o, &err)) {
+    fprintf(stderr, "open: %s\n", err.msg);
+    exit(1);
+  }
+  static char tok[2048], rt[256];
+  jwt(tok, sizeof tok);
+  memset(rt, 'A', 170);
+  w2a_account_new in[100];
+  char emails[100][48];
+  for (int i = 0; i < 100; i++) {
+    snprintf(emails[i], 48, "conc%03d@example.com", i);
+    in[i] = (w2a_account_new){.email = emails[i], .refresh_token = rt, .id_token = tok};
+  }
+  if (w2a_store_import(s, in, 100, W2A_IMPORT_SKIP, w2a_now_ms(), NULL, &err)) {
+    fprintf(stderr, "import: %s\n", err.msg);
+    exit(1);
+  }
+  w2a_store_close(s);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  setenv("W2A_ENV_FILE", "/dev/null", 1);
+  w2a_config cfg;
+  if (w2a_config_load(&cfg, "/dev/null", &err)) {
+    fprintf(stderr, "config: %s\n", err.msg);
+    exit(1);
+  }
+  free(cfg.database_path);
+  cfg.database_path = strdup(path);
+  free(cfg.encryption_key);
+  cfg.encryption_key = strdup("bench key");
+  w2a_http_client *http;
+  w2a_http_client_opts ho = {0};
+  w2a_pool *pool;
+  if (w2a_http_client_new(&http, &loop, &ho, &err) ||
+      w2a_pool_open(&pool, &loop, &cfg, http, 0, &err)) {
+    fprintf(stderr, "pool: %s\n", err.msg);
+    exit(1);
+  }
+  conc c = {.pool = pool, .ops = ops, .lat = calloc((size_t)ops, sizeof(uint64_t))};
+  slot slots[CONC];
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
+  uint64_t t0 = w2a_mono_us();
+  for (int i = 0; i < CONC; i++) {
+    slots[i].c = &c;
+    conc_issue(&slots[i]);
+  }
+  while (c.done < c.ops && !c.failed)
+    uv_run(&loop, UV_RUN_ONCE);
+  uint64_t wall = w2a_mono_us() - t0;
+  int closed = 0;
+  w2a_pool_close(pool, conc_closed, &closed);
+  while (closed < 1)
+    uv_run(&loop, UV_RUN_ONCE);
+  getrusage(RUSAGE_SELF, &r1);
+  w2a_http_client_close(http, conc_closed, &closed);
+  while (closed < 2)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_loop_close(&loop);
+  w2a_config_free(&cfg);
+  double cpu_us =
+      (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) *
+          1e6 +
+      (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec -
+               r0.ru_stime.tv_usec);
+  long n = c.done;
+  qsort(c.lat, (size_t)n, sizeof *c.lat, cmp_u64);
+  printf("\n| concurrent (%d outstanding, 100 accounts) | ops | ops/s | CPU µs/op | acquire p50 "
+         "µs | p99 µs | max µs |\n|---|---:|---:|---:|---:|---:|---:|\n",
+         CONC);
+  printf("| pool API | %ld | %.0f | %.1f | %.1f | %.1f | %.1f |\n", n, n * 1e6 / (double)wall,
+         cpu_us / (double)n, c.lat[n / 2] / 1000.0, c.lat[n * 99 / 100] / 1000.0,
+         c.lat[n - 1] / 1000.0);
+  free(c.lat);
+}
+
 int main(int argc, char **argv) {
   long ops = argc > 1 ? atol(argv[1]) : 20000;
   const char *dir = argc > 2 ? argv[2] : "/tmp";
+  if (argc > 3 && !strcmp(argv[3], "conc")) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/w2a-bench-pool-%d", dir, (int)getpid());
+    if (system(cmd)) {
+    }
+    bench_concurrent(ops, dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/w2a-bench-pool-%d", dir, (int)getpid());
+    if (system(cmd)) {
+    }
+    return 0;
+  }
   printf("| accounts | allocate+release p50 µs | p99 µs | max µs | counts p50 ms | import ms |\n");
   printf("|---:|---:|---:|---:|---:|---:|\n");
   int sizes[3] = {100, 1000, 10000};
   for (int i = 0; i < 3; i++)
     bench_size(sizes[i], ops, dir);
+  bench_concurrent(ops, dir);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf %s/w2a-bench-pool-%d", dir, (int)getpid());
   if (system(cmd)) {
