@@ -160,11 +160,11 @@ static job *run_jobs(w2a_pool *p, job **tail) {
     if (++n >= BATCH_MAX || !p->todo || p->todo->solo || w2a_mono_us() - t0 >= BATCH_US) break;
     j = p->todo;
     p->todo = j->next;
+    if (!p->todo) p->todo_tail = NULL; /* else submit() links behind a job taken here */
     j->next = NULL;
     (*tail)->next = j;
     *tail = j;
   }
-  if (!p->todo) p->todo_tail = NULL;
   uv_mutex_unlock(&p->mu);
   int rc = w2a_store_batch_commit(p->store, &err);
   if (rc == W2A_EIO) { /* rolled back: nothing happened, so each job runs again alone */
