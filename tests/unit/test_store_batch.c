@@ -188,6 +188,29 @@ static void on_acq(int rc, w2a_lease *l, const w2a_pool_unavailable *why, void *
 
 static void on_closed(void *ud) { ++*(int *)ud; }
 
+/* Chained traffic: each callback reports and acquires again at once, so jobs arrive
+ * while the worker runs a batch (a job queued then must not be lost or answered unrun). */
+typedef struct chain {
+  w2a_pool *pool;
+  int issued, ok, failed, total;
+} chain;
+
+static void chain_acq(int rc, w2a_lease *l, const w2a_pool_unavailable *why, void *ud) {
+  chain *c = ud;
+  (void)why;
+  if (rc || !l) {
+    c->failed++;
+    return;
+  }
+  c->ok++;
+  w2a_outcome ok = {.ok = 1, .http_status = 200};
+  w2a_pool_report(c->pool, l, &ok);
+  if (c->issued < c->total) {
+    c->issued++;
+    w2a_pool_acquire(c->pool, NULL, 0, chain_acq, c);
+  }
+}
+
 static void test_pool_ack_after_commit(void) {
   fresh_path("pool");
   w2a_store *s = open_store(0);
@@ -226,6 +249,16 @@ static void test_pool_ack_after_commit(void) {
       if (c.held[i]) w2a_pool_report(c.pool, c.held[i], &ok);
     memset(c.held, 0, sizeof c.held);
   }
+  chain ch = {.pool = c.pool, .total = 3000};
+  for (int i = 0; i < 8; i++) {
+    ch.issued++;
+    w2a_pool_acquire(c.pool, NULL, 0, chain_acq, &ch);
+  }
+  uint64_t t1 = w2a_mono_us();
+  while (ch.ok + ch.failed < ch.total && w2a_mono_us() - t1 < 60000000)
+    uv_run(&loop, UV_RUN_ONCE);
+  T_EQ_INT(ch.failed, 0);
+  T_EQ_INT(ch.ok, ch.total);
   int closed = 0;
   w2a_pool_close(c.pool, on_closed, &closed);
   while (closed < 1)
@@ -238,7 +271,7 @@ static void test_pool_ack_after_commit(void) {
   /* every release committed too, each lease released exactly once */
   T_EQ_INT(count(c.raw, "SELECT count(*) FROM leases"), 0);
   T_EQ_INT(count(c.raw, "SELECT sum(active_leases) FROM accounts"), 0);
-  T_EQ_INT(count(c.raw, "SELECT sum(successes) FROM accounts"), 80);
+  T_EQ_INT(count(c.raw, "SELECT sum(successes) FROM accounts"), 80 + ch.total);
   sqlite3_close(c.raw);
   w2a_config_free(&cfg);
 }
