@@ -902,10 +902,10 @@ static void acq_work(job *j, w2a_store *s) {
                       .ttl_ms = (uint64_t)c->lease_ttl_ms,
                       .selection = a->p->sel,
                       .want_secrets = 1};
-  memset(&a->none, 0, sizeof a->none); /* a retry must not see the last try's verdict */
-  for (int i = 0; i < a->n; i++)       /* a batch that failed runs this again */
+  for (int i = 0; i < a->n; i++) /* a batch that failed runs this again */
     w2a_account_clear(&a->rows[i].acct);
   a->n = 0;
+  memset(&a->none, 0, sizeof a->none); /* a retry must not see the last try's verdict */
   a->rc = w2a_store_lease_acquire(s, &rq, a->rows, &a->n, &a->none, &a->err);
 }
 
@@ -1261,6 +1261,12 @@ void w2a_pool_acquire(w2a_pool *p, const int64_t *exclude, size_t nexclude, w2a_
     acq_complete(a);
     return;
   }
+  if (p->wq_head && wait_enabled(p) && p->nwait < WAIT_MAX) {
+    /* others are waiting for capacity: queue behind them, do not overtake */
+    wait_park(a);
+    wait_kick(p);
+    return;
+  }
   acq_start(a);
 }
 
@@ -1274,12 +1280,6 @@ void w2a_pool_allocate(w2a_pool *p, const char *session_id, w2a_pool_session_fn 
     snprintf(a->none.reason, sizeof a->none.reason, "the pool is shutting down");
     a->none.total = -1;
     acq_complete(a);
-    return;
-  }
-  if (p->wq_head && wait_enabled(p) && p->nwait < WAIT_MAX) {
-    /* others are waiting for capacity: queue behind them, do not overtake */
-    wait_park(a);
-    wait_kick(p);
     return;
   }
   acq_start(a);

@@ -476,7 +476,20 @@ static void test_wait_fifo(void) {
       T_EQ_INT(w[j].done, 0);
     prev = &w[i];
   }
+  /* a newcomer arriving in the same tick as the release does not overtake a waiter */
+  wacq x = {.e = &e, .seq = &seq}, n = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &x);
+  run_for(&e, 150);
+  T_EQ_INT(x.done, 0);
   wacq_release(prev);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &n);
+  run_until(&e, &x.done, 1, 5000);
+  T_EQ_INT(x.rc, 0);
+  T_EQ_INT(n.done, 0);
+  wacq_release(&x);
+  run_until(&e, &n.done, 1, 5000);
+  T_EQ_INT(n.rc, 0);
+  wacq_release(&n);
   run_for(&e, 100);
   env_down(&e);
 }
