@@ -168,7 +168,9 @@ stop_gw
 new_db 2
 start_gw STREAM_QUEUE_MAX_BYTES=16K
 fw_reset
-curl -sN "$G/v1/chat/completions" -d '{"stream":true,"messages":[{"role":"user","content":"[[fw:text chunks=8 size=4]] [[fw:cut after=10]] hi"}]}' >"$TMP/s"
+# (paced, so content has reached the client before the cut; unpaced, both may arrive in one
+# read, and then failing over - the client has seen nothing yet - is right too)
+curl -sN "$G/v1/chat/completions" -d '{"stream":true,"messages":[{"role":"user","content":"[[fw:text chunks=8 size=4 pace_ms=150]] [[fw:cut after=10]] hi"}]}' >"$TMP/s"
 check "upstream cut after content → error chunk + [DONE], not a silent end" \
   test "$(grep -c '"error"' "$TMP/s"):$(tail -c 14 "$TMP/s" | tr -d '\n')" = "1:data: [DONE]"
 check "… and no finish_reason stop was claimed" bash -c "! grep -q '\"finish_reason\":\"stop\"' '$TMP/s'"
