@@ -4,7 +4,8 @@
  * Accounts carry realistic secrets (a ~1 KB JWT, a ~170-char refresh token), so rows
  * are the size they are in production. Each "op" is one lease_acquire (count 1, ID
  * token returned) plus one lease_release with a success result, in-process, on one
- * connection, as the pool's worker runs them. Prints a Markdown table.
+ * connection with the checkpointer thread, as the pool's worker runs them. Prints a
+ * Markdown table.
  *
  * Concurrent mode (the last table): the same op through the pool's async API on a libuv
  * loop (w2a_pool_acquire, then w2a_pool_report with a success), 32 ops outstanding, 100
@@ -54,7 +55,8 @@ static void bench_size(int naccts, long ops, const char *dir) {
   }
   w2a_store *s;
   w2a_err err;
-  w2a_store_opts o = {.path = path, .encryption_key = "bench key"};
+  /* checkpoints on their own thread, as the pool's store does */
+  w2a_store_opts o = {.path = path, .encryption_key = "bench key", .checkpoint_thread = 1};
   if (w2a_store_open(&s, &o, &err)) {
     fprintf(stderr, "open: %s\n", err.msg);
     exit(1);
