@@ -46,7 +46,7 @@ static void make_jwt(uint64_t exp_s, char *out, size_t len) {
 }
 
 static int64_t add(w2a_store *s, const char *email) {
-  char jwt[256];
+  char jwt[512];
   make_jwt(w2a_now_ms() / 1000 + 3600, jwt, sizeof jwt);
   w2a_account_new a = {.email = email, .refresh_token = "rt", .id_token = jwt};
   int64_t id = 0;
