@@ -36,6 +36,11 @@
 #include "common/buf.h"
 #include "common/log.h"
 
+/* Easy handles kept for reuse: curl_easy_init() callocs and sets up a large struct and
+ * curl_easy_cleanup() frees it with its receive buffer, per call; curl_easy_reset()
+ * keeps both. Bounded, so a burst leaves at most this many behind. */
+#define SPARE_EASY_MAX 64
+
 typedef struct sockctx sockctx;
 struct sockctx {
   uv_poll_t poll;
@@ -59,6 +64,8 @@ struct w2a_http_client {
   int nhandles; /* open uv handles: timer, idle, polls, call timers */
   int cb_depth; /* > 0 while inside libcurl */
   int closing, multi_gone;
+  CURL *spare[SPARE_EASY_MAX]; /* reset easy handles, reused by the next calls */
+  int nspare;
   void (*done)(void *ud);
   void *done_ud;
 };
@@ -81,7 +88,7 @@ struct w2a_http_call {
   const char *fail_msg; /* our own reason when we stopped the transfer */
   int fail_code;
   unsigned status_fired : 1, got_any : 1, got_body : 1, paused : 1, want_resume : 1, cancelled : 1,
-      in_done : 1, on_deferred : 1, finished : 1;
+      in_done : 1, on_deferred : 1, finished : 1, done_ok : 1;
   char errbuf[CURL_ERROR_SIZE];
   char msg[CURL_ERROR_SIZE + 128];
 };
@@ -151,13 +158,28 @@ static void defer(w2a_http_call *c) {
   if (!uv_is_closing((uv_handle_t *)&cl->idle)) uv_idle_start(&cl->idle, on_idle);
 }
 
+static CURL *easy_get(w2a_http_client *cl) {
+  return cl->nspare ? cl->spare[--cl->nspare] : curl_easy_init();
+}
+
+/* Only handles of transfers that ran to a successful end are kept: one stopped midway
+ * (cancelled, timed out, paused) may hold state a reset is not documented to drop. */
+static void easy_put(w2a_http_client *cl, CURL *e, int reusable) {
+  if (reusable && !cl->closing && cl->nspare < SPARE_EASY_MAX) {
+    curl_easy_reset(e);
+    cl->spare[cl->nspare++] = e;
+  } else {
+    curl_easy_cleanup(e);
+  }
+}
+
 /* Detach from curl and free (the memory goes in the timer's close callback). Never
  * called from inside a curl callback. */
 static void call_free(w2a_http_call *c) {
   w2a_http_client *cl = c->cli;
   if (c->easy) {
     curl_multi_remove_handle(cl->multi, c->easy);
-    curl_easy_cleanup(c->easy);
+    easy_put(cl, c->easy, c->done_ok && !c->cancelled && !c->paused);
     c->easy = NULL;
   }
   curl_slist_free_all(c->hdrs);
@@ -317,6 +339,7 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud) {
 static void call_done(w2a_http_call *c, int code, const char *msg) {
   w2a_http_client *cl = c->cli;
   c->finished = 1;
+  c->done_ok = code == 0;
   if (c->easy) {
     curl_multi_remove_handle(cl->multi, c->easy); /* back to the connection cache */
   }
@@ -400,6 +423,8 @@ static void on_idle(uv_idle_t *h) {
   client_check_multi(cl);
   if (cl->closing && !cl->multi_gone && cl->ncalls == 0) {
     cl->multi_gone = 1;
+    while (cl->nspare)
+      curl_easy_cleanup(cl->spare[--cl->nspare]);
     curl_multi_cleanup(cl->multi); /* may call sock_cb(REMOVE) for cached connections */
     cl->multi = NULL;
     while (cl->socks)
@@ -514,7 +539,7 @@ w2a_http_call *w2a_http_client_start(w2a_http_client *cl, const w2a_http_request
   c->cbs = *cbs;
   c->ud = ud;
   c->version = "1.1";
-  CURL *e = curl_easy_init();
+  CURL *e = easy_get(cl);
   if (!e) goto fail;
   c->easy = e;
   curl_easy_setopt(e, CURLOPT_URL, rq->url);
