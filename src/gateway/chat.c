@@ -399,7 +399,10 @@ static void on_up_end(void *ud, const w2a_gw_up_result *r) {
 
 static void start_attempt(w2a_gw_chatreq *ch) {
   static const w2a_gw_up_cbs cbs = {on_up_event, on_up_end, on_up_batch};
-  w2a_gw_up_opts o = {.url = ch->g->url_multi_agent, .cfg = ch->g->cfg, .drains = &ch->g->drains};
+  w2a_gw_up_opts o = {.url = ch->g->url_multi_agent,
+                      .cfg = ch->g->cfg,
+                      .drains = &ch->g->drains,
+                      .ident = &ch->g->up_ident};
   int rc = w2a_gw_up_start(&ch->up, ch->g->loop, ch->g->http, &o, ch->lease->id_token, ch->pb.data,
                            ch->pb.len, &cbs, ch);
   if (rc) {

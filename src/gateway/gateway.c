@@ -364,6 +364,7 @@ int w2a_gateway_start(w2a_gateway **out, uv_loop_t *loop, const w2a_config *cfg,
            g->url_multi_agent);
   strncat(g->url_multi_agent, "/ai/multi-agent",
           sizeof g->url_multi_agent - strlen(g->url_multi_agent) - 1);
+  w2a_gw_up_ident_init(&g->up_ident, cfg);
   if ((rc = w2a_gw_models_new(&g->models, g))) {
     w2a_errf(err, rc, "out of memory");
     goto fail_keys;

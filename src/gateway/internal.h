@@ -30,6 +30,7 @@ struct w2a_gateway {
   char **keys; /* parsed API_KEYS */
   size_t nkeys;
   char url_multi_agent[1024];
+  w2a_gw_up_ident up_ident; /* Warp client-identity headers, formatted once */
   char url_graphql[1024];
   w2a_gw_chatreq *chats;   /* live completions (doubly linked) */
   w2a_gw_up_drains drains; /* upstream calls reading their body's end after `finished` */

@@ -112,8 +112,6 @@ struct w2a_gw_upstream {
   w2a_gw_up_drains *drains;
   w2a_gw_upstream *dnext, *dprev; /* on drains while draining */
   w2a_gw_up_result res;
-  char h_auth[4200], h_ver[160], h_oscat[160], h_osname[160], h_osver[160];
-  const char *headers[12];
 };
 
 static void on_timer_close(uv_handle_t *h) {
@@ -429,6 +427,13 @@ static void on_done(w2a_http_call *c, int code, const char *errmsg, void *ud) {
 
 /* ---- API ------------------------------------------------------------------------- */
 
+void w2a_gw_up_ident_init(w2a_gw_up_ident *id, const w2a_config *cfg) {
+  snprintf(id->ver, sizeof id->ver, "x-warp-client-version: %s", cfg->client_version);
+  snprintf(id->oscat, sizeof id->oscat, "x-warp-os-category: %s", cfg->os_category);
+  snprintf(id->osname, sizeof id->osname, "x-warp-os-name: %s", cfg->os_name);
+  snprintf(id->osver, sizeof id->osver, "x-warp-os-version: %s", cfg->os_version);
+}
+
 int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *http,
                     const w2a_gw_up_opts *o, const char *id_token, const void *body, size_t len,
                     const w2a_gw_up_cbs *cbs, void *ud) {
@@ -437,6 +442,11 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
   w2a_gw_upstream *u = calloc(1, sizeof *u);
   w2a_http_request rq = {0};
   w2a_events_opts eo = {0};
+  /* curl copies the header lines when the call starts, so they live on this stack */
+  char h_auth[4200];
+  const char *headers[12];
+  w2a_gw_up_ident own;
+  const w2a_gw_up_ident *id = o->ident;
   size_t h = 0;
   *out = NULL;
   if (!u || !(u->body = malloc(len ? len : 1))) {
@@ -460,26 +470,26 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
   uv_timer_init(loop, &u->timer);
   u->timer.data = u;
 
-  snprintf(u->h_auth, sizeof u->h_auth, "authorization: Bearer %s", id_token);
-  snprintf(u->h_ver, sizeof u->h_ver, "x-warp-client-version: %s", cfg->client_version);
-  snprintf(u->h_oscat, sizeof u->h_oscat, "x-warp-os-category: %s", cfg->os_category);
-  snprintf(u->h_osname, sizeof u->h_osname, "x-warp-os-name: %s", cfg->os_name);
-  snprintf(u->h_osver, sizeof u->h_osver, "x-warp-os-version: %s", cfg->os_version);
-  u->headers[h++] = u->h_auth;
-  u->headers[h++] = "content-type: application/x-protobuf";
-  u->headers[h++] = "accept: text/event-stream";
+  if (!id) {
+    w2a_gw_up_ident_init(&own, cfg);
+    id = &own;
+  }
+  snprintf(h_auth, sizeof h_auth, "authorization: Bearer %s", id_token);
+  headers[h++] = h_auth;
+  headers[h++] = "content-type: application/x-protobuf";
+  headers[h++] = "accept: text/event-stream";
   /* identity: compressed SSE gets buffered by intermediaries (spec §1.1, lofyer) */
-  u->headers[h++] = "accept-encoding: identity";
-  u->headers[h++] = "x-warp-client-id: warp-app";
-  u->headers[h++] = u->h_ver;
-  u->headers[h++] = u->h_oscat;
-  u->headers[h++] = u->h_osname;
-  u->headers[h++] = u->h_osver;
-  u->headers[h] = NULL;
+  headers[h++] = "accept-encoding: identity";
+  headers[h++] = "x-warp-client-id: warp-app";
+  headers[h++] = id->ver;
+  headers[h++] = id->oscat;
+  headers[h++] = id->osname;
+  headers[h++] = id->osver;
+  headers[h] = NULL;
 
   rq.method = "POST";
   rq.url = o->url;
-  rq.headers = u->headers;
+  rq.headers = headers;
   rq.body = u->body;
   rq.body_len = len;
   u->start_ms = u->last_ms = uv_now(loop);

@@ -83,11 +83,20 @@ typedef struct w2a_gw_up_cbs {
   void (*on_batch)(void *ud);
 } w2a_gw_up_cbs;
 
+typedef struct w2a_gw_up_ident {
+  char ver[160], oscat[160], osname[160], osver[160];
+} w2a_gw_up_ident;
+
 typedef struct w2a_gw_up_opts {
-  const char *url;          /* …/ai/multi-agent */
-  const w2a_config *cfg;    /* client version, OS headers, timeouts, SSE cap */
-  w2a_gw_up_drains *drains; /* NULL: cancel the call at `finished` */
+  const char *url;              /* …/ai/multi-agent */
+  const w2a_config *cfg;        /* client version, OS headers, timeouts, SSE cap */
+  w2a_gw_up_drains *drains;     /* NULL: cancel the call at `finished` */
+  const w2a_gw_up_ident *ident; /* NULL: the client headers are formatted per call from cfg */
 } w2a_gw_up_opts;
+
+/* Fill `id` with Warp's client-identity headers (version, OS) from cfg: they never change
+ * while cfg lives, so a caller formats them once and passes them in w2a_gw_up_opts. */
+void w2a_gw_up_ident_init(w2a_gw_up_ident *id, const w2a_config *cfg);
 
 int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *http,
                     const w2a_gw_up_opts *o, const char *id_token, const void *body, size_t len,
