@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -45,6 +46,7 @@ typedef struct sockctx sockctx;
 struct sockctx {
   uv_poll_t poll;
   curl_socket_t fd;
+  int parked; /* curl is done with the socket for now (it sits in its cache) */
   w2a_http_client *cl;
   sockctx *prev, *next;
 };
@@ -59,7 +61,10 @@ struct w2a_http_client {
   uint64_t connect_timeout_ms;
   w2a_http_call *calls; /* live calls */
   w2a_http_call *deferred;
-  sockctx *socks; /* watched sockets */
+  sockctx *socks;   /* watched sockets, and parked ones */
+  sockctx **parked; /* by fd: stopped polls of sockets still open, reused when curl
+                       watches that socket again */
+  size_t nparked;
   size_t ncalls;
   int nhandles; /* open uv handles: timer, idle, polls, call timers */
   int cb_depth; /* > 0 while inside libcurl */
@@ -113,6 +118,7 @@ static void on_handle_closed(uv_handle_t *h) {
 
 static void sock_close(sockctx *sc) {
   w2a_http_client *cl = sc->cl;
+  if (sc->parked) cl->parked[sc->fd] = NULL;
   if (sc->prev)
     sc->prev->next = sc->next;
   else
@@ -144,6 +150,7 @@ static void client_maybe_finish(w2a_http_client *cl) {
   void *ud = cl->done_ud;
   free(cl->proxy);
   free(cl->ca_file);
+  free(cl->parked);
   free(cl);
   if (done) done(ud);
 }
@@ -218,15 +225,51 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   client_check_multi(cl);
 }
 
+/* A socket curl stops watching (CURL_POLL_REMOVE: the transfer is over and the connection
+ * goes to curl's cache) keeps its stopped uv_poll, parked by fd, until curl closes the
+ * socket (close_cb); the next transfer on that connection restarts it. That saves, per
+ * reused connection, uv_poll_init's probe (epoll ADD + DEL), the close's second DEL and
+ * an allocation. A stopped poll holds no epoll state, so even a parked poll whose fd
+ * number came back for another socket would be restarted correctly. */
+static int park(w2a_http_client *cl, sockctx *sc) {
+  if (sc->fd < 0) return -1;
+  if ((size_t)sc->fd >= cl->nparked) {
+    size_t n = cl->nparked ? cl->nparked : 64;
+    while (n <= (size_t)sc->fd)
+      n *= 2;
+    sockctx **p = realloc(cl->parked, n * sizeof *p);
+    if (!p) return -1;
+    memset(p + cl->nparked, 0, (n - cl->nparked) * sizeof *p);
+    cl->parked = p;
+    cl->nparked = n;
+  }
+  if (cl->parked[sc->fd]) sock_close(cl->parked[sc->fd]); /* not expected: fd reused */
+  uv_poll_stop(&sc->poll);
+  sc->parked = 1;
+  cl->parked[sc->fd] = sc;
+  return 0;
+}
+
+static int close_cb(void *userp, curl_socket_t s) {
+  w2a_http_client *cl = userp;
+  if (s >= 0 && (size_t)s < cl->nparked && cl->parked[s]) sock_close(cl->parked[s]);
+  return close(s);
+}
+
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
   w2a_http_client *cl = userp;
   sockctx *sc = socketp;
   if (what == CURL_POLL_REMOVE) {
     if (sc) {
-      sock_close(sc);
+      if (park(cl, sc)) sock_close(sc);
       curl_multi_assign(cl->multi, s, NULL);
     }
     return 0;
+  }
+  if (!sc && s >= 0 && (size_t)s < cl->nparked && (sc = cl->parked[s])) {
+    cl->parked[s] = NULL;
+    sc->parked = 0;
+    curl_multi_assign(cl->multi, s, sc);
   }
   if (!sc) {
     sc = calloc(1, sizeof *sc);
@@ -559,6 +602,8 @@ w2a_http_call *w2a_http_client_start(w2a_http_client *cl, const w2a_http_request
   curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, cl);
   if (cl->proxy) curl_easy_setopt(e, CURLOPT_PROXY, cl->proxy);
   if (cl->ca_file) {
     curl_easy_setopt(e, CURLOPT_CAINFO, cl->ca_file);
