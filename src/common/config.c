@@ -103,6 +103,8 @@ static const row rows[] = {
       "seconds a lease lives unless extended (reclaimed after a crash)"),
     R("LEASE_WAIT", NULL, K_DUR, lease_wait_ms, "10", 0,
       "seconds a request waits for an account busy at its cap (0: fail at once)"),
+    R("LEASES", NULL, K_STR, leases, "auto", 0,
+      "where request leases live: memory (serve only), database, or auto (memory in serve)"),
     R("TOKEN_REFRESH_MARGIN", NULL, K_DUR, refresh_margin_ms, "300", 0,
       "refresh an ID token this many seconds before it expires"),
     R("REFRESH_PER_MINUTE", NULL, K_INT, refresh_per_minute, "30", 0,
@@ -275,6 +277,8 @@ int w2a_config_load(w2a_config *c, const char *env_file, w2a_err *err) {
   if (strcmp(c->selection, "lru") && strcmp(c->selection, "round-robin") &&
       strcmp(c->selection, "fill-first"))
     return w2a_errf(err, W2A_EINVAL, "POOL_SELECTION: expected lru, round-robin or fill-first");
+  if (strcmp(c->leases, "auto") && strcmp(c->leases, "memory") && strcmp(c->leases, "database"))
+    return w2a_errf(err, W2A_EINVAL, "LEASES: expected auto, memory or database");
   if (c->accounts_per_request < 1)
     return w2a_errf(err, W2A_EINVAL, "ACCOUNTS_PER_REQUEST: must be at least 1");
   if (c->max_attempts < 1) return w2a_errf(err, W2A_EINVAL, "MAX_ATTEMPTS: must be at least 1");

@@ -65,6 +65,7 @@ typedef struct w2a_config {
   char *selection; /* lru | round-robin | fill-first */
   int64_t lease_ttl_ms;
   int64_t lease_wait_ms; /* acquire waits this long when every eligible account is busy */
+  char *leases;          /* auto | memory | database (pool.h: where request leases live) */
   int64_t refresh_margin_ms;
   int64_t refresh_per_minute;
   int64_t quota_poll_ms;
