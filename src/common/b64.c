@@ -1,6 +1,7 @@
 /* b64.c - see b64.h. */
 #include "b64.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 static const char enc_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -9,16 +10,17 @@ static const char enc_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 /* 0..63 for a digit of either alphabet, 64 for '=', 255 for anything else. */
 static const unsigned char dec_tab[256] = {
 #define X 255
-    X, X,  X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X, X,  X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  62,
-    X, 62, X, 63, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,  X,  64, X,  X,  X,  0,
-    1, 2,  3, 4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-    23, 24, 25, X, X, X, X, 63, X, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39,
-    40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
-    X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  62, X,  62, X,  63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,  X,  64, X,  X,  X,  0,  1,  2,  3,  4,  5,  6,
+    7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X,  X,  X,  X,  63,
+    X,  26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
 #undef X
 };
 
@@ -56,19 +58,46 @@ size_t w2a_b64_encode(const void *in, size_t n, char *out, int url, int pad) {
   return o;
 }
 
+/* Four characters -> three bytes per step: one table per position holds the digit
+ * already shifted into place, so a group is four loads, three ORs and three stores.
+ * Anything that is not a digit (padding included) sets bit 31 in its table, which
+ * survives the ORs; the group is then left to the bit loop below, which finds the exact
+ * offset. That loop also takes the last 1-3 digits. */
+static uint32_t dec4[4][256];
+
+static void dec4_build(void) {
+  for (int c = 0; c < 256; c++) {
+    unsigned d = dec_tab[c];
+    for (int k = 0; k < 4; k++)
+      dec4[k][c] = d >= 64 ? 0x80000000u : (uint32_t)d << (18 - 6 * k);
+  }
+}
+
+static pthread_once_t dec4_once = PTHREAD_ONCE_INIT;
+
 long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at) {
   size_t end = n;
   /* Up to two '=' may close the input; nothing may follow them. */
-  while (end > 0 && in[end - 1] == '=' && n - end < 2) end--;
+  while (end > 0 && in[end - 1] == '=' && n - end < 2)
+    end--;
   if (n != end && n % 4 != 0) {
     if (bad_at) *bad_at = n;
     return -1;
   }
+  pthread_once(&dec4_once, dec4_build);
+  const unsigned char *u = (const unsigned char *)in;
   size_t o = 0, i = 0;
+  for (; i + 4 <= end; i += 4, o += 3) {
+    uint32_t v = dec4[0][u[i]] | dec4[1][u[i + 1]] | dec4[2][u[i + 2]] | dec4[3][u[i + 3]];
+    if (v & 0x80000000u) break;
+    out[o] = (unsigned char)(v >> 16);
+    out[o + 1] = (unsigned char)(v >> 8);
+    out[o + 2] = (unsigned char)v;
+  }
   uint32_t acc = 0;
   int bits = 0;
   for (; i < end; i++) {
-    unsigned char d = dec_tab[(unsigned char)in[i]];
+    unsigned char d = dec_tab[u[i]];
     if (d >= 64) {
       if (bad_at) *bad_at = i;
       return -1;
