@@ -47,15 +47,19 @@ static void on_pool_closed(void *ud) {
 static void on_admin_stopped(void *ud) {
   serve *s = ud;
   s->admin = NULL;
-  if (s->pool) w2a_pool_close(s->pool, on_pool_closed, s);
-  else on_pool_closed(s);
+  if (s->pool)
+    w2a_pool_close(s->pool, on_pool_closed, s);
+  else
+    on_pool_closed(s);
 }
 
 static void on_gateway_stopped(void *ud) {
   serve *s = ud;
   s->gw = NULL;
-  if (s->admin) w2a_admin_stop(s->admin, on_admin_stopped, s);
-  else on_admin_stopped(s);
+  if (s->admin)
+    w2a_admin_stop(s->admin, on_admin_stopped, s);
+  else
+    on_admin_stopped(s);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -66,8 +70,10 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
   s->stopping = 1;
   W2A_INFO("signal %d: shutting down", signum);
-  if (s->gw) w2a_gateway_shutdown(s->gw, on_gateway_stopped, s);
-  else on_gateway_stopped(s);
+  if (s->gw)
+    w2a_gateway_shutdown(s->gw, on_gateway_stopped, s);
+  else
+    on_gateway_stopped(s);
 }
 
 int w2a_cli_serve(int argc, char **argv, w2a_config *cfg, int gateway, int pool) {
@@ -100,7 +106,11 @@ int w2a_cli_serve(int argc, char **argv, w2a_config *cfg, int gateway, int pool)
       .connect_timeout_ms = (uint64_t)cfg->connect_timeout_ms,
   };
   if (w2a_http_client_new(&s.http, &s.loop, &ho, &err)) goto fail;
-  if (w2a_pool_open(&s.pool, &s.loop, cfg, s.http, pool, &err)) goto fail;
+  if (w2a_pool_open(&s.pool, &s.loop, cfg, s.http,
+                    (pool ? W2A_POOL_BACKGROUND : 0) | W2A_POOL_LEASER |
+                        (gateway && pool ? W2A_POOL_SOLE : 0),
+                    &err))
+    goto fail;
   if (pool && w2a_admin_start(&s.admin, &s.loop, cfg, s.pool, &err)) goto fail;
   if (gateway && w2a_gateway_start(&s.gw, &s.loop, cfg, s.pool, s.http, &err)) goto fail;
 
