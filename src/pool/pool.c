@@ -35,15 +35,20 @@
  * worker, closes the handles, then calls `done`. */
 #include "pool.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
+#include "ledger.h"
 #include "rules.h"
 #include "secret.h"
 #include "store.h"
@@ -57,6 +62,8 @@
 #define WAIT_MAX 10000    /* parked acquires; beyond, acquire fails at once */
 #define WAIT_TICK_MS 50   /* retry parked acquires this often (a peer process may release) */
 #define WAIT_ROUND_MAX 64 /* failed retries per round (behind acquires with exclusions) */
+#define SYNC_MS 250       /* LEASES=memory: write usage, look for others' changes this often */
+#define USAGE_BATCH 512   /* usage rows per write */
 
 /* ---- jobs ----------------------------------------------------------------------------- */
 
@@ -128,6 +135,19 @@ struct w2a_pool {
   int wq_round, wq_kick, wq_fails;
   uint64_t released; /* leases released so far: a park after one must look again */
   uv_timer_t wq_timer;
+
+  /* LEASES=memory (ledger.h): request leases in the ledger, not in the database */
+  int mem;
+  int lock_fd; /* the database's lease lock (flock): exclusive in memory mode, else shared */
+  w2a_ledger ledger;
+  uv_idle_t ready_idle; /* answers in-memory acquires on the next loop turn */
+  acq *ready_head, *ready_tail;
+  acq *load_wait; /* acquires that came before the first load */
+  int sync_busy, want_load, load_failed;
+  uint64_t next_sync;
+  int64_t data_version;
+  uint64_t mem_seq;
+  char load_err[160];
 
   int closing;
   void (*close_done)(void *ud);
@@ -271,7 +291,9 @@ static int is_stale(w2a_pool *p, int64_t id) {
     if (p->stale[i] == id) return 1;
   return 0;
 }
+static void mem_forget_token(w2a_pool *p, int64_t id);
 static void mark_stale(w2a_pool *p, int64_t id) {
+  mem_forget_token(p, id);
   if (is_stale(p, id)) return;
   if (p->nstale == p->capstale) {
     size_t c = p->capstale ? 2 * p->capstale : 8;
@@ -337,8 +359,10 @@ static int take_limiter(w2a_pool *p) {
 }
 
 /* Hand every waiter the result and drop the flight. */
+static void mem_cache_token(w2a_pool *p, int64_t id, const char *token, uint64_t exp);
 static void flight_finish(flight *f, int rc, const char *token, uint64_t exp) {
   w2a_pool *p = f->p;
+  if (p->mem && !rc && token && !is_stale(p, f->id)) mem_cache_token(p, f->id, token, exp);
   for (flight **pp = &p->flights; *pp; pp = &(*pp)->next)
     if (*pp == f) {
       *pp = f->next;
@@ -862,8 +886,15 @@ struct acq {
   void *ud;
   int rc;
   w2a_err err;
-  w2a_lease_row rows[MAX_PER_REQUEST];
+  w2a_lease_row *rows; /* database leases (allocated on first use) */
   int n;
+  acq *rnext; /* on p->ready_head… or p->load_wait */
+  /* LEASES=memory: the account leased in the ledger; for a session, the accounts the
+   * ledger chose, whose rows acq_work writes */
+  int64_t mem_acct;
+  int mem_probe;
+  int64_t only[MAX_PER_REQUEST];
+  size_t nonly;
   w2a_lease_none none;
   w2a_lease *leases[MAX_PER_REQUEST];
   int tok_rc[MAX_PER_REQUEST];
@@ -889,6 +920,9 @@ typedef struct rel_job {
   void *ud;
   w2a_pool *p;
   int poll_quota;
+  /* the result of an in-memory lease: applied to the account, which is read back */
+  int mem, was_probe, have_after;
+  w2a_account after;
 } rel_job;
 
 static void acq_work(job *j, w2a_store *s) {
@@ -901,7 +935,9 @@ static void acq_work(job *j, w2a_store *s) {
                       .now_ms = w2a_now_ms(),
                       .ttl_ms = (uint64_t)c->lease_ttl_ms,
                       .selection = a->p->sel,
-                      .want_secrets = 1};
+                      .want_secrets = 1,
+                      .only = a->nonly ? a->only : NULL,
+                      .nonly = a->nonly};
   for (int i = 0; i < a->n; i++) /* a batch that failed runs this again */
     w2a_account_clear(&a->rows[i].acct);
   a->n = 0;
@@ -913,7 +949,16 @@ static void rel_work(job *j, w2a_store *s) {
   rel_job *r = (rel_job *)j;
   w2a_err err;
   int rc;
-  if (r->holder[0]) {
+  if (r->mem) {
+    r->r.reason = r->reason;
+    w2a_account_clear(&r->after); /* a batch that failed runs this again */
+    r->have_after = 0;
+    rc = w2a_store_apply_result(s, r->account_id, r->was_probe, &r->r, w2a_now_ms(), &err);
+    if (rc == W2A_ENOTFOUND)
+      rc = 0; /* deleted meanwhile */
+    else if (!rc)
+      r->have_after = !w2a_store_get(s, r->account_id, 0, &r->after, &err);
+  } else if (r->holder[0]) {
     rc = w2a_store_release_holder(s, r->holder, w2a_now_ms(), &r->n, &err);
   } else {
     if (r->has_result) r->r.reason = r->reason;
@@ -929,7 +974,16 @@ static void wait_kick(w2a_pool *p);
 
 static void rel_done(job *j) {
   rel_job *r = (rel_job *)j;
-  r->p->released++;
+  w2a_pool *p = r->p;
+  if (r->mem) { /* the lease itself went back to the ledger at report time */
+    w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, r->account_id);
+    if (e && e->writes > 0) e->writes--;
+    if (r->have_after) w2a_ledger_update(&p->ledger, &r->after);
+    w2a_account_clear(&r->after);
+  } else {
+    r->p->released++;
+    if (p->mem) p->want_load = 1; /* a lease row went: the ledger's counts follow */
+  }
   wait_kick(r->p); /* capacity came back: parked acquires first */
   if (r->poll_quota && !r->p->closing) w2a_pool_poll_quota(r->p, r->account_id, NULL, NULL);
   if (r->cb) r->cb(r->n, r->ud);
@@ -961,8 +1015,9 @@ static void live_unlink(acq *a) {
 
 static void acq_free(acq *a) {
   live_unlink(a);
-  for (int i = 0; i < a->n; i++)
+  for (int i = 0; a->rows && i < a->n; i++)
     w2a_account_clear(&a->rows[i].acct);
+  free(a->rows);
   for (int i = 0; i < MAX_PER_REQUEST; i++)
     free(a->leases[i]);
   free(a);
@@ -1134,8 +1189,14 @@ static void acq_complete(acq *a) {
   for (int i = 0; i < a->n; i++) {
     if (a->tok_rc[i] || a->cancelled) {
       /* no usable token (or no taker): give the account back; do not try it again */
-      release_row(p, a->rows[i].id, a->rows[i].account_id);
-      if (a->nexclude < 64) a->exclude[a->nexclude++] = a->rows[i].account_id;
+      int64_t id = a->leases[i]->account_id;
+      if (a->leases[i]->mem) {
+        w2a_ledger_give_back(&p->ledger, id, a->leases[i]->probe);
+        p->released++; /* a park after this looks again (acq_complete below) */
+      } else {
+        release_row(p, a->rows[i].id, id);
+      }
+      if (a->nexclude < 64) a->exclude[a->nexclude++] = id;
       free(a->leases[i]);
       a->leases[i] = NULL;
     } else {
@@ -1145,7 +1206,7 @@ static void acq_complete(acq *a) {
     }
   }
   if (!ok && a->n && a->attempts < 3 && !p->closing && !a->cancelled) {
-    for (int i = 0; i < a->n; i++)
+    for (int i = 0; a->rows && i < a->n; i++)
       w2a_account_clear(&a->rows[i].acct);
     a->n = 0;
     acq_start(a); /* try other accounts */
@@ -1187,6 +1248,17 @@ static void acq_done(job *j) {
   acq *a = (acq *)j;
   w2a_pool *p = a->p;
   a->attempts++;
+  if (a->nonly) { /* a session's rows, chosen by the ledger: now they are rows */
+    for (size_t k = 0; k < a->nonly; k++) {
+      w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, a->only[k]);
+      if (e && e->pend > 0) e->pend--;
+    }
+    for (int i = 0; i < a->n; i++) {
+      w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, a->rows[i].account_id);
+      if (e) e->r.held++;
+    }
+    a->nonly = 0;
+  }
   if (a->rc) {
     snprintf(a->none.reason, sizeof a->none.reason, "account store: %.200s", a->err.msg);
     a->none.total = -1;
@@ -1231,8 +1303,15 @@ static void acq_done(job *j) {
   if (--a->pending == 0) acq_complete(a);
 }
 
+static void mem_start(acq *a);
+
 static void acq_start(acq *a) {
   a->seen = a->p->released;
+  if (a->p->mem) {
+    mem_start(a);
+    return;
+  }
+  if (!a->rows && !(a->rows = calloc(MAX_PER_REQUEST, sizeof *a->rows))) abort();
   submit(a->p, &a->j, acq_work, acq_done);
 }
 
@@ -1295,7 +1374,406 @@ void w2a_pool_release_session(w2a_pool *p, const char *session_id, w2a_pool_done
   submit(p, &r->j, rel_work, rel_done);
 }
 
+/* ---- in-memory leases (LEASES=memory, ledger.h) --------------------------------------- */
+
+typedef struct readmit_job {
+  job j;
+  w2a_pool *p;
+  int64_t id;
+} readmit_job;
+
+static void readmit_work(job *j, w2a_store *s) {
+  w2a_err err;
+  int n = 0;
+  if (w2a_store_readmit(s, w2a_now_ms(), &n, &err)) W2A_WARN("pool: readmit: %s", err.msg);
+}
+static void readmit_done(job *j) {
+  readmit_job *r = (readmit_job *)j;
+  w2a_ledger_acct *e = w2a_ledger_find(&r->p->ledger, r->id);
+  if (e && e->writes > 0) e->writes--;
+  free(r);
+}
+
+/* The ledger readmitted e (quota reset passed): the store does the same. */
+static void mem_readmit(w2a_pool *p, w2a_ledger_acct *e) {
+  readmit_job *r = calloc(1, sizeof *r);
+  if (!r) abort();
+  r->p = p;
+  r->id = e->r.id;
+  e->writes++;
+  submit(p, &r->j, readmit_work, readmit_done);
+}
+
+static void mem_done(acq *a);
+
+static void on_ready(uv_idle_t *h) {
+  w2a_pool *p = h->data;
+  acq *a = p->ready_head;
+  p->ready_head = p->ready_tail = NULL;
+  uv_idle_stop(h);
+  while (a) {
+    acq *next = a->rnext;
+    a->rnext = NULL;
+    mem_done(a);
+    a = next;
+  }
+  if (p->closing) maybe_finish_close(p);
+}
+
+/* Answer on the next loop turn (an acquire never calls back from inside itself). */
+static void ready_push(acq *a) {
+  w2a_pool *p = a->p;
+  a->rnext = NULL;
+  if (p->ready_tail)
+    p->ready_tail->rnext = a;
+  else
+    p->ready_head = a;
+  p->ready_tail = a;
+  if (p->ready_head == a) uv_idle_start(&p->ready_idle, on_ready);
+}
+
+/* Choose in the ledger. A request's lease is taken there and then; a session's
+ * accounts are reserved (pend) and written as rows by acq_work. */
+static void mem_start(acq *a) {
+  w2a_pool *p = a->p;
+  if (!p->ledger.loaded && !p->load_failed && !p->closing && !a->cancelled) {
+    a->rnext = p->load_wait; /* answered by the first load (sync_done) */
+    p->load_wait = a;
+    return;
+  }
+  a->n = 0;
+  a->nonly = 0;
+  memset(&a->none, 0, sizeof a->none);
+  if (!p->ledger.loaded) {
+    snprintf(a->none.reason, sizeof a->none.reason, "account store: %s",
+             p->closing ? "the pool is shutting down" : p->load_err);
+    a->none.total = -1;
+    ready_push(a);
+    return;
+  }
+  uint64_t now = w2a_now_ms();
+  int64_t ex[64 + MAX_PER_REQUEST];
+  size_t nex = a->nexclude;
+  memcpy(ex, a->exclude, nex * sizeof *ex);
+  int want = a->scb ? a->count : 1;
+  while (!a->cancelled && !p->closing && a->n + (int)a->nonly < want) {
+    int probe, readmit;
+    w2a_ledger_acct *e = w2a_ledger_pick(&p->ledger, p->sel, now, ex, nex, &probe, &readmit);
+    if (!e) break;
+    ex[nex++] = e->r.id;
+    if (a->scb) {
+      if (probe) continue; /* a session never carries a cooled account's probe */
+      e->pend++;
+      a->only[a->nonly++] = e->r.id;
+    } else {
+      w2a_ledger_take(&p->ledger, e, p->sel, now, probe, readmit);
+      a->mem_acct = e->r.id;
+      a->mem_probe = probe;
+      a->n = 1;
+    }
+    if (readmit) {
+      if (a->scb) { /* the ledger readmits it now; the row's account follows */
+        e->r.state = W2A_ST_AVAILABLE;
+        e->r.until_ms = 0;
+        e->r.quota_low = 0;
+      }
+      mem_readmit(p, e);
+    }
+  }
+  if (a->nonly) {
+    if (!a->rows && !(a->rows = calloc(MAX_PER_REQUEST, sizeof *a->rows))) abort();
+    submit(p, &a->j, acq_work, acq_done);
+    return;
+  }
+  if (!a->n) w2a_ledger_explain(&p->ledger, now, a->exclude, a->nexclude, &a->none);
+  ready_push(a);
+}
+
+/* The in-memory lease becomes a w2a_lease, with a token from the cache or the store. */
+static void mem_done(acq *a) {
+  w2a_pool *p = a->p;
+  a->attempts++;
+  if (!a->n) {
+    acq_complete(a);
+    return;
+  }
+  w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, a->mem_acct);
+  w2a_lease *l = malloc(sizeof *l);
+  if (!l) abort();
+  snprintf(l->lease_id, sizeof l->lease_id, "mem-%llx", (unsigned long long)++p->mem_seq);
+  l->account_id = a->mem_acct;
+  snprintf(l->email, sizeof l->email, "%s", e && e->r.email ? e->r.email : "");
+  l->id_token[0] = 0;
+  l->id_token_exp_ms = 0;
+  l->expires_ms = 0; /* lives as long as its request */
+  l->mem = 1;
+  l->probe = a->mem_probe;
+  a->leases[0] = l;
+  a->tok_rc[0] = 0;
+  uint64_t now = w2a_now_ms();
+  if (a->cancelled ||
+      (e && e->token && e->token_exp_ms > now + (uint64_t)p->cfg->refresh_margin_ms &&
+       strlen(e->token) < sizeof l->id_token && !is_stale(p, a->mem_acct))) {
+    if (!a->cancelled) {
+      memcpy(l->id_token, e->token, strlen(e->token) + 1);
+      l->id_token_exp_ms = e->token_exp_ms;
+    }
+    acq_complete(a);
+    return;
+  }
+  tok_wait *t = malloc(sizeof *t);
+  if (!t) abort();
+  t->a = a;
+  t->i = 0;
+  a->pending = 1;
+  ensure_token(p, a->mem_acct, is_stale(p, a->mem_acct), acq_token, t);
+}
+
+/* A fresh token for an account: keep it for its next leases. */
+static void mem_cache_token(w2a_pool *p, int64_t id, const char *token, uint64_t exp) {
+  w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, id);
+  if (!e || !token || !*token || (e->token && e->token_exp_ms >= exp)) return;
+  char *t = strdup(token);
+  if (!t) return;
+  w2a_secret_free(e->token);
+  e->token = t;
+  e->token_exp_ms = exp;
+}
+
+static void mem_forget_token(w2a_pool *p, int64_t id) {
+  w2a_ledger_acct *e = p->mem ? w2a_ledger_find(&p->ledger, id) : NULL;
+  if (!e) return;
+  w2a_secret_free(e->token);
+  e->token = NULL;
+  e->token_exp_ms = 0;
+}
+
+static void mem_release(w2a_pool *p, int64_t id, int probe) {
+  w2a_ledger_give_back(&p->ledger, id, probe);
+  p->released++;
+  wait_kick(p); /* capacity came back: parked acquires first */
+}
+
+/* Sync: write the usage added up in the ledger, and reload the ledger when another
+ * connection changed the database (or when asked: admin changes, session releases). */
+typedef struct sync_job {
+  job j;
+  w2a_pool *p;
+  w2a_usage *u;
+  size_t nu;
+  int usage_rc;
+  int force, changed, rc;
+  int64_t dv_in, dv;
+  w2a_ledger_row *rows;
+  size_t nrows, caprows;
+  char err[160];
+} sync_job;
+
+static void sync_rows_free(sync_job *y) {
+  for (size_t i = 0; i < y->nrows; i++)
+    free(y->rows[i].email);
+  free(y->rows);
+  y->rows = NULL;
+  y->nrows = y->caprows = 0;
+}
+
+static int sync_row(const w2a_account *a, void *ud) {
+  sync_job *y = ud;
+  if (y->nrows == y->caprows) {
+    size_t c = y->caprows ? 2 * y->caprows : 64;
+    w2a_ledger_row *v = realloc(y->rows, c * sizeof *v);
+    if (!v) return W2A_ENOMEM;
+    y->rows = v;
+    y->caprows = c;
+  }
+  w2a_ledger_row *r = &y->rows[y->nrows];
+  if (!(r->email = strdup(a->email))) return W2A_ENOMEM;
+  r->id = a->id;
+  r->state = a->state;
+  r->until_ms = a->state_until_ms;
+  r->quota_low = a->quota_low;
+  r->cap = a->cap;
+  r->weight = a->weight;
+  r->last_used_ms = a->last_used_ms;
+  r->fails = a->consecutive_failures + a->window_failures;
+  r->held = a->active_leases;
+  r->id_token_exp_ms = a->id_token_exp_ms;
+  y->nrows++;
+  return 0;
+}
+
+static void sync_work(job *j, w2a_store *s) {
+  sync_job *y = (sync_job *)j;
+  w2a_err err;
+  sync_rows_free(y); /* a batch that failed runs this again */
+  y->changed = 0;
+  if (y->nu && (y->usage_rc = w2a_store_add_usage(s, y->u, y->nu, &err)))
+    W2A_WARN("pool: writing usage counters: %s", err.msg);
+  if (w2a_store_data_version(s, &y->dv, &err)) y->dv = y->dv_in - 1; /* unknown: reload */
+  if (!y->force && y->dv == y->dv_in) return;
+  y->changed = 1;
+  w2a_store_filter f = {.state = -1};
+  if ((y->rc = w2a_store_list(s, &f, sync_row, y, &err)))
+    snprintf(y->err, sizeof y->err, "%.150s", y->rc == W2A_ENOMEM ? "out of memory" : err.msg);
+}
+
+static void sync_submit(w2a_pool *p, int force);
+
+static void sync_done(job *j) {
+  sync_job *y = (sync_job *)j;
+  w2a_pool *p = y->p;
+  p->sync_busy = 0;
+  if (y->usage_rc) w2a_ledger_readd_due(&p->ledger, y->u, y->nu);
+  if (y->changed) {
+    int rc = y->rc;
+    if (!rc) {
+      rc = w2a_ledger_load(&p->ledger, y->rows, y->nrows); /* takes the emails */
+      for (size_t i = 0; i < y->nrows; i++)
+        y->rows[i].email = NULL;
+      if (rc) snprintf(y->err, sizeof y->err, "out of memory");
+    }
+    if (rc) {
+      p->want_load = 1;
+      if (!p->ledger.loaded) {
+        p->load_failed = 1;
+        snprintf(p->load_err, sizeof p->load_err, "%s", y->err);
+      }
+      W2A_WARN("pool: loading the accounts: %s", y->err);
+    } else {
+      p->data_version = y->dv;
+      p->load_failed = 0;
+    }
+    acq *a = p->load_wait; /* acquires that came before the first load, oldest first */
+    p->load_wait = NULL;
+    acq *rev = NULL;
+    while (a) {
+      acq *n = a->rnext;
+      a->rnext = rev;
+      rev = a;
+      a = n;
+    }
+    while (rev) {
+      acq *n = rev->rnext;
+      rev->rnext = NULL;
+      mem_start(rev);
+      rev = n;
+    }
+    wait_kick(p); /* the accounts may have changed: parked acquires look again */
+  } else {
+    p->data_version = y->dv;
+  }
+  sync_rows_free(y);
+  free(y->u);
+  free(y);
+  if (p->closing && p->ledger.ndue) sync_submit(p, 0); /* the last usage */
+}
+
+static void sync_submit(w2a_pool *p, int force) {
+  sync_job *y = calloc(1, sizeof *y);
+  if (!y) return;
+  y->p = p;
+  if (p->ledger.ndue) {
+    size_t max = p->ledger.ndue < USAGE_BATCH ? p->ledger.ndue : USAGE_BATCH;
+    if ((y->u = malloc(max * sizeof *y->u))) y->nu = w2a_ledger_take_due(&p->ledger, y->u, max);
+  }
+  y->force = force || !p->ledger.loaded;
+  y->dv_in = p->data_version;
+  p->want_load = 0;
+  p->sync_busy = 1;
+  p->next_sync = w2a_now_ms() + SYNC_MS;
+  submit(p, &y->j, sync_work, sync_done);
+}
+
+/* The lease lock, next to the database file: a process that keeps leases in memory
+ * holds it exclusively, one that keeps them in the database holds it shared, so the two
+ * never run on one database at once (an in-memory lease is invisible to others).
+ * Processes that lease nothing (the CLI) take no lock. flock locks die with the
+ * process, so a crash leaves nothing to clean up. */
+static int lease_lock(w2a_pool *p, int flags, w2a_err *err) {
+  const w2a_config *c = p->cfg;
+  const char *mode = c->leases ? c->leases : "auto";
+  int want_mem = !strcmp(mode, "memory") || (!strcmp(mode, "auto") && (flags & W2A_POOL_SOLE));
+  const char *db = c->database_path ? c->database_path : "";
+  p->lock_fd = -1;
+  if (!(flags & (W2A_POOL_LEASER | W2A_POOL_SOLE))) return 0;
+  if (!*db || !strcmp(db, ":memory:")) {
+    p->mem = want_mem;
+    return 0;
+  }
+  char path[4096];
+  if ((size_t)snprintf(path, sizeof path, "%s.leases", db) >= sizeof path)
+    return w2a_errf(err, W2A_EINVAL, "pool: DATABASE_PATH is too long");
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return w2a_errf(err, W2A_EIO, "pool: lease lock %s: %s", path, strerror(errno));
+  if (want_mem) {
+    if (!flock(fd, LOCK_EX | LOCK_NB)) {
+      char pid[32];
+      int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+      if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n)
+        W2A_WARN("pool: lease lock %s: could not write the pid", path);
+      p->mem = 1;
+      p->lock_fd = fd;
+      return 0;
+    }
+    if (!strcmp(mode, "memory")) {
+      close(fd);
+      return w2a_errf(err, W2A_ESTATE,
+                      "pool: LEASES=memory needs %s to itself, but another warp2api process"
+                      " uses it; stop that one, or set LEASES=database on every process",
+                      db);
+    }
+    W2A_INFO("pool: another warp2api process uses %s: leases stay in the database", db);
+  }
+  if (flock(fd, LOCK_SH | LOCK_NB)) {
+    char pid[32] = "";
+    ssize_t r = pread(fd, pid, sizeof pid - 1, 0);
+    pid[r > 0 ? r : 0] = 0;
+    pid[strcspn(pid, "\n")] = 0;
+    close(fd);
+    return w2a_errf(err, W2A_ESTATE,
+                    "pool: warp2api%s%s keeps the leases of %s in memory (`warp2api serve`,"
+                    " LEASES=memory or auto); stop it, or run every process on this database"
+                    " with LEASES=database",
+                    *pid ? " pid " : "", pid, db);
+  }
+  p->lock_fd = fd;
+  return 0;
+}
+
 /* ---- report / extend / release --------------------------------------------------------- */
+
+/* An in-memory lease's outcome. A plain success of a healthy account only adds to the
+ * usage due; anything else is written durably, and the ledger shows its likely effect at
+ * once (so no other request picks the account meanwhile) and the stored one after. The
+ * lease goes back to the ledger now either way. */
+static void mem_report(w2a_pool *p, w2a_lease *lease, rel_job *r, uint64_t now) {
+  w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, lease->account_id);
+  int plain = r->has_result && r->r.ok && !lease->probe && e && !e->gone && !e->r.fails &&
+              e->r.state == W2A_ST_AVAILABLE;
+  if (plain) w2a_ledger_success(&p->ledger, e, now);
+  if (plain || !r->has_result) {
+    free(r);
+  } else {
+    r->mem = 1;
+    r->was_probe = lease->probe;
+    if (e) {
+      e->writes++;
+      if (r->r.ok) {
+        e->r.fails = 0;
+        if (e->r.state == W2A_ST_COOLING) e->r.state = W2A_ST_AVAILABLE;
+      } else if (lease->probe) {
+        e->r.until_ms = now + r->r.cooldown_ms; /* the probe failed: no second probe now */
+      }
+      if (r->r.set_state >= 0 &&
+          (e->r.state != W2A_ST_DISABLED || r->r.set_state != W2A_ST_COOLING)) {
+        e->r.state = (w2a_acct_state)r->r.set_state;
+        e->r.until_ms = r->r.until_ms;
+      }
+    }
+    submit(p, &r->j, rel_work, rel_done);
+  }
+  mem_release(p, lease->account_id, lease->probe);
+}
 
 w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o) {
   const w2a_rule *ru = w2a_rules_match(&p->rules, o);
@@ -1348,7 +1826,10 @@ w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o) 
     }
     W2A_INFO("pool: %s: %s → %s", lease->email, r->reason, w2a_action_name(act));
   }
-  submit(p, &r->j, rel_work, rel_done);
+  if (lease->mem)
+    mem_report(p, lease, r, now);
+  else
+    submit(p, &r->j, rel_work, rel_done);
   memset(lease->id_token, 0, sizeof lease->id_token);
   free(lease);
   return act;
@@ -1369,6 +1850,7 @@ static void ext_work(job *j, w2a_store *s) {
 static void ext_done(job *j) { free(j); }
 
 void w2a_pool_extend(w2a_pool *p, w2a_lease *lease) {
+  if (lease->mem) return; /* lives as long as its request */
   uint64_t exp = w2a_now_ms() + (uint64_t)p->cfg->lease_ttl_ms;
   /* no need to write more often than every tenth of the TTL */
   if (exp < lease->expires_ms + (uint64_t)p->cfg->lease_ttl_ms / 10) return;
@@ -1381,7 +1863,10 @@ void w2a_pool_extend(w2a_pool *p, w2a_lease *lease) {
 }
 
 void w2a_pool_release(w2a_pool *p, w2a_lease *lease) {
-  release_row(p, lease->lease_id, lease->account_id);
+  if (lease->mem)
+    mem_release(p, lease->account_id, lease->probe);
+  else
+    release_row(p, lease->lease_id, lease->account_id);
   memset(lease->id_token, 0, sizeof lease->id_token);
   free(lease);
 }
@@ -1492,6 +1977,11 @@ static void bg_done(job *j) {
   if (b->kind == 0) {
     p->counts_busy = 0;
     if (!b->rc) p->counts = b->c;
+    if (!b->rc && p->mem && p->ledger.loaded) { /* leases in memory are not in the database */
+      p->counts.active_leases += p->ledger.mem_total;
+      p->counts.leased_accounts = w2a_ledger_leased_accounts(&p->ledger);
+      p->counts.usable = w2a_ledger_usable(&p->ledger, w2a_now_ms());
+    }
   } else {
     p->scan_busy = 0;
     for (size_t i = 0; i < b->n && !b->rc && !p->closing; i++) {
@@ -1530,6 +2020,9 @@ static void on_tick(uv_timer_t *t) {
     f->claim = 0;
     flight_step(f); /* limiter (if not taken yet), then the claim again */
   }
+  if (p->mem && !p->sync_busy &&
+      (p->want_load || now >= p->next_sync || p->ledger.ndue >= USAGE_BATCH))
+    sync_submit(p, p->want_load);
   if (!p->counts_busy && now >= p->counts_at) {
     p->counts_at = now + 2000;
     bg_submit(p, 0);
@@ -1549,14 +2042,15 @@ static void on_tick(uv_timer_t *t) {
 /* ---- open / close ---------------------------------------------------------------------- */
 
 int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_http_client *http,
-                  int background, w2a_err *err) {
+                  int flags, w2a_err *err) {
   *out = NULL;
   w2a_pool *p = calloc(1, sizeof *p);
   if (!p) return w2a_errf(err, W2A_ENOMEM, "pool: out of memory");
   p->loop = loop;
   p->cfg = cfg;
   p->http = http;
-  p->background = background;
+  p->background = flags & W2A_POOL_BACKGROUND;
+  p->lock_fd = -1;
   int sel = w2a_selection_parse(cfg->selection);
   p->sel = sel < 0 ? W2A_SEL_LRU : (w2a_selection)sel;
   /* Start with a full burst, so a cold start refreshes a handful of accounts at once;
@@ -1571,6 +2065,12 @@ int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_ht
   w2a_store_opts so = {
       .path = cfg->database_path, .encryption_key = cfg->encryption_key, .checkpoint_thread = 1};
   if ((rc = w2a_store_open(&p->store, &so, err))) goto fail;
+  if ((rc = lease_lock(p, flags, err))) {
+    w2a_store_close(p->store);
+    goto fail;
+  }
+  W2A_INFO("pool: request leases %s",
+           p->mem ? "in memory (this process owns the database's leases)" : "in the database");
   if (uv_mutex_init(&p->mu) || uv_cond_init(&p->cv)) abort();
   uv_async_init(loop, &p->async, on_async);
   p->async.data = p;
@@ -1578,12 +2078,15 @@ int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_ht
   p->tick.data = p;
   uv_timer_init(loop, &p->wq_timer);
   p->wq_timer.data = p;
-  p->handles_open = 3;
+  uv_idle_init(loop, &p->ready_idle);
+  p->ready_idle.data = p;
+  p->handles_open = 4;
   if (uv_thread_create(&p->thread, worker_main, p)) abort();
   uv_timer_start(&p->tick, on_tick, 0, 100);
   /* counts right away, so /readyz is right from the first request */
   p->counts_at = w2a_now_ms() + 2000;
   bg_submit(p, 0);
+  if (p->mem) sync_submit(p, 1); /* the ledger's first load */
   p->next_refresh_scan = w2a_now_ms() + jitter(5000);
   p->next_quota_scan = w2a_now_ms() + jitter(10000);
   *out = p;
@@ -1601,6 +2104,8 @@ static void on_handle_closed(uv_handle_t *h) {
   void *ud = p->close_ud;
   w2a_store_close(p->store);
   w2a_rules_free(&p->rules);
+  w2a_ledger_free(&p->ledger);
+  if (p->lock_fd >= 0) close(p->lock_fd); /* after the store: the lock covers its life */
   uv_mutex_destroy(&p->mu);
   uv_cond_destroy(&p->cv);
   free(p->stale);
@@ -1616,12 +2121,19 @@ static void maybe_finish_close(w2a_pool *p) {
     wait_unlink(a);
     acq_answer(a, 0);
   }
+  while ((a = p->load_wait)) { /* the first load never came */
+    p->load_wait = a->rnext;
+    a->rnext = NULL;
+    a->none.total = -1;
+    snprintf(a->none.reason, sizeof a->none.reason, "the pool is shutting down");
+    acq_complete(a);
+  }
   /* queued flights will not be stepped again: finish them as failures */
   for (flight *f = p->flights, *next; f; f = next) {
     next = f->next;
     if (f->queued) flight_finish(f, W2A_ESTATE, NULL, 0);
   }
-  if (p->jobs_inflight || p->http_inflight || p->flights) return;
+  if (p->jobs_inflight || p->http_inflight || p->flights || p->ready_head) return;
   p->closing = 2;
   uv_mutex_lock(&p->mu);
   p->stop_worker = 1;
@@ -1631,6 +2143,7 @@ static void maybe_finish_close(w2a_pool *p) {
   uv_close((uv_handle_t *)&p->async, on_handle_closed);
   uv_close((uv_handle_t *)&p->tick, on_handle_closed);
   uv_close((uv_handle_t *)&p->wq_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&p->ready_idle, on_handle_closed);
 }
 
 void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud) {
@@ -1641,6 +2154,7 @@ void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud) {
   p->closing = 1;
   p->close_done = done;
   p->close_ud = ud;
+  if (p->mem && p->ledger.ndue && !p->sync_busy) sync_submit(p, 0); /* the last usage */
   maybe_finish_close(p);
   /* otherwise on_async / HTTP completions call it again */
 }

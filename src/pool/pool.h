@@ -34,7 +34,9 @@ typedef struct w2a_lease {
   char email[256];
   char id_token[4096]; /* fresh: more than the refresh margin left, or just refreshed */
   uint64_t id_token_exp_ms;
-  uint64_t expires_ms; /* lease expiry; extended by w2a_pool_extend */
+  uint64_t expires_ms; /* lease expiry; extended by w2a_pool_extend (0: in memory) */
+  int mem;             /* an in-memory lease (LEASES=memory): no database row */
+  int probe;           /* the half-open probe of a cooled account */
 } w2a_lease;
 
 /* What happened with a leased account's upstream call. The pool classifies it through
@@ -70,12 +72,25 @@ typedef void (*w2a_pool_acquire_fn)(int rc, w2a_lease *lease, const w2a_pool_una
                                     void *ud);
 typedef void (*w2a_pool_done_fn)(int rc, void *ud);
 
-/* Open the store (migrations run), start worker(s). `background` enables the periodic
- * jobs (proactive refresh, quota polling, lease reclaim, re-admission after cool-down):
- * one process sharing a database should run them; every process reclaims expired
- * leases lazily anyway. */
+/* Flags for w2a_pool_open. */
+enum {
+  /* run the periodic jobs (proactive refresh, quota polling, lease reclaim, re-admission
+   * after cool-down): one process sharing a database should; every process reclaims
+   * expired leases lazily anyway */
+  W2A_POOL_BACKGROUND = 1,
+  /* this process hands out leases (gateway, pool service): it takes the database's
+   * lease lock, shared (leases in the database) or exclusive (in memory) */
+  W2A_POOL_LEASER = 2,
+  /* gateway and pool in this one process (`serve`): with LEASES=auto, request leases
+   * live in memory (ledger.h) when no other process leases from the database; then
+   * no other leasing process may open it until this one ends (a clear error says so) */
+  W2A_POOL_SOLE = 4,
+};
+
+/* Open the store (migrations run), take the lease lock, start the worker. Fails with a
+ * message naming the other process when the lease lock is held the other way. */
 int w2a_pool_open(w2a_pool **out, uv_loop_t *loop, const w2a_config *cfg, w2a_http_client *http,
-                  int background, w2a_err *err);
+                  int flags, w2a_err *err);
 void w2a_pool_close(w2a_pool *p, void (*done)(void *ud), void *ud);
 
 /* Lease one account for a request, skipping `exclude` (accounts already tried by this

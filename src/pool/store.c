@@ -159,6 +159,16 @@ int w2a_store_reclaim(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err) {
 int w2a_store_readmit(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err) {
   return s->ops->readmit(s, now_ms, n, err);
 }
+int w2a_store_apply_result(w2a_store *s, int64_t account_id, int was_probe,
+                           const w2a_lease_result *r, uint64_t now_ms, w2a_err *err) {
+  return s->ops->apply_result(s, account_id, was_probe, r, now_ms, err);
+}
+int w2a_store_add_usage(w2a_store *s, const w2a_usage *u, size_t n, w2a_err *err) {
+  return s->ops->add_usage(s, u, n, err);
+}
+int w2a_store_data_version(w2a_store *s, int64_t *version, w2a_err *err) {
+  return s->ops->data_version(s, version, err);
+}
 int w2a_store_batch_begin(w2a_store *s, w2a_err *err) { return s->ops->batch_begin(s, err); }
 int w2a_store_batch_commit(w2a_store *s, w2a_err *err) { return s->ops->batch_commit(s, err); }
 

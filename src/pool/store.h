@@ -89,6 +89,7 @@ typedef struct w2a_account {
   int cap;    /* concurrent leases allowed (default 1) */
   int weight; /* fill-first order (higher first); 1 by default */
   int active_leases;
+  int quota_low; /* the last quota poll found none left: chosen after the others */
 } w2a_account;
 
 /* Wipe and free the secrets; the rest is plain data. Safe on a zeroed account. */
@@ -182,6 +183,11 @@ typedef struct w2a_lease_req {
   uint64_t ttl_ms; /* lease expiry = now + ttl */
   w2a_selection selection;
   int want_secrets; /* fill id_token (and refresh_token) in the result */
+  /* When set: lease exactly these accounts, in this order, where each is still within
+   * its cap, and nothing else: no selection, no reclaim or readmission (the pool's
+   * in-memory lease table chose them: pool.h, LEASES=memory). */
+  const int64_t *only;
+  size_t nonly;
 } w2a_lease_req;
 
 typedef struct w2a_lease_row {
@@ -215,6 +221,14 @@ typedef struct w2a_lease_result {
   uint64_t window_ms;
   uint64_t cooldown_ms;
 } w2a_lease_result;
+
+/* Usage of one account not yet written (in-memory leases: the pool adds it up and writes
+ * it now and then, so a request costs no database write). */
+typedef struct w2a_usage {
+  int64_t account_id;
+  int64_t uses, successes;
+  uint64_t last_used_ms, last_success_ms; /* 0: unchanged */
+} w2a_usage;
 
 /* ---- the backend interface ------------------------------------------------------------ */
 
@@ -254,6 +268,10 @@ typedef struct w2a_store_ops {
                        const w2a_lease_result *r, uint64_t now_ms, w2a_err *err);
   int (*release_holder)(w2a_store *s, const char *holder, uint64_t now_ms, int *n, w2a_err *err);
   int (*reclaim)(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err);
+  int (*apply_result)(w2a_store *s, int64_t account_id, int was_probe, const w2a_lease_result *r,
+                      uint64_t now_ms, w2a_err *err);
+  int (*add_usage)(w2a_store *s, const w2a_usage *u, size_t n, w2a_err *err);
+  int (*data_version)(w2a_store *s, int64_t *version, w2a_err *err);
   int (*readmit)(w2a_store *s, uint64_t now_ms, int *n, w2a_err *err);
 
   int (*batch_begin)(w2a_store *s, w2a_err *err);
@@ -349,6 +367,16 @@ int w2a_store_lease_extend(w2a_store *s, const char *lease_id, uint64_t expires_
  * is never lost and active_leases is decremented exactly once. */
 int w2a_store_lease_release(w2a_store *s, const char *lease_id, int64_t account_id,
                             const w2a_lease_result *r, uint64_t now_ms, w2a_err *err);
+/* Apply the result of a lease that lived in memory only (no row): what lease_release
+ * does to the account, in one transaction (durable when the result is a failure). */
+int w2a_store_apply_result(w2a_store *s, int64_t account_id, int was_probe,
+                           const w2a_lease_result *r, uint64_t now_ms, w2a_err *err);
+/* Add usage counters (uses, successes) and move last_used/last_success forward, for n
+ * accounts in one transaction. Unknown accounts are skipped. */
+int w2a_store_add_usage(w2a_store *s, const w2a_usage *u, size_t n, w2a_err *err);
+/* A number that changes whenever another connection (another process: the CLI, a
+ * second service) has committed a change since the last call on this store. */
+int w2a_store_data_version(w2a_store *s, int64_t *version, w2a_err *err);
 /* Release every lease of a holder (the seed's session release). */
 int w2a_store_release_holder(w2a_store *s, const char *holder, uint64_t now_ms, int *n,
                              w2a_err *err);

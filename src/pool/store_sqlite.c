@@ -138,7 +138,7 @@ static const char *const migrations[] = {
   " state_until, probe_lease IS NOT NULL, quota_limit, quota_used, quota_reset,"                   \
   " quota_unlimited, quota_updated, uses, successes, errors, consecutive_failures,"                \
   " window_failures, refresh_failures, last_error, created_at, last_used, last_success,"           \
-  " last_error_at, last_refresh, refresh_lock_until, cap, weight, active_leases"
+  " last_error_at, last_refresh, refresh_lock_until, cap, weight, active_leases, quota_low"
 
 #define PICK_WHERE "state = 'available' AND quota_low = ?1 AND active_leases < cap"
 
@@ -162,6 +162,8 @@ enum {
   Q_LEASE_INC,
   Q_LEASE_DEL,
   Q_LEASE_EXT,
+  Q_USAGE,
+  Q_DATA_VERSION,
   Q_HOLDER_DEL,
   Q_RESULT_OK,
   Q_ANY_EXPIRED,
@@ -218,6 +220,10 @@ static const char *const sql[Q__N] = {
                     " state_until = CASE WHEN state = 'cooling' THEN 0 ELSE state_until END"
                     " WHERE id = ?1",
     [Q_LEASE_EXT] = "UPDATE leases SET expires_at = ?2 WHERE id = ?1",
+    [Q_USAGE] = "UPDATE accounts SET uses = uses + ?2, successes = successes + ?3,"
+                " last_used = max(last_used, ?4), last_success = max(last_success, ?5)"
+                " WHERE id = ?1",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
     [Q_HOLDER_DEL] = "DELETE FROM leases WHERE holder = ?1 RETURNING id, account_id",
     [Q_GET_ID] = "SELECT " ACCT_COLS " FROM accounts WHERE id = ?1",
     [Q_GET_EMAIL] = "SELECT " ACCT_COLS " FROM accounts WHERE email = ?1",
@@ -607,6 +613,7 @@ static int read_account(sq *s, sqlite3_stmt *st, int flags, w2a_account *a, w2a_
   a->cap = sqlite3_column_int(st, 29);
   a->weight = sqlite3_column_int(st, 30);
   a->active_leases = sqlite3_column_int(st, 31);
+  a->quota_low = sqlite3_column_int(st, 32);
   if (!(flags & (W2A_STORE_SECRETS | W2A_STORE_ID_TOKEN))) return 0;
   sqlite3_stmt *t = stmt(s, Q_TOKENS);
   if (!t) return dberr(s, err, "tokens");
@@ -1412,6 +1419,16 @@ static int sq_lease_acquire(w2a_store *base, const w2a_lease_req *rq, w2a_lease_
   int want = rq->count > 0 ? rq->count : 1;
   int rc = tx_begin(s, 0, err);
   if (rc) return rc;
+  if (rq->only) { /* chosen by the caller: take what is still within its cap */
+    for (size_t i = 0; i < rq->nonly && *n < want && !rc; i++) {
+      int t = take(s, rq, rq->only[i], 0, &rows[*n], err);
+      if (t < 0)
+        rc = t;
+      else if (t)
+        (*n)++;
+    }
+    goto out;
+  }
   sqlite3_stmt *st = stmt(s, Q_ANY_EXPIRED);
   if (!st) {
     rc = dberr(s, err, "reclaim");
@@ -1599,6 +1616,46 @@ out:
   return rc;
 }
 
+static int sq_apply_result(w2a_store *base, int64_t acct, int was_probe, const w2a_lease_result *r,
+                           uint64_t now, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, !r->ok, err);
+  if (rc) return rc;
+  rc = apply_result(s, acct, was_probe, r, now, err);
+  return tx_end(s, rc, err);
+}
+
+static int sq_add_usage(w2a_store *base, const w2a_usage *u, size_t n, w2a_err *err) {
+  sq *s = (sq *)base;
+  int rc = tx_begin(s, 0, err);
+  if (rc) return rc;
+  for (size_t i = 0; i < n && !rc; i++) {
+    sqlite3_stmt *st = stmt(s, Q_USAGE);
+    if (!st) {
+      rc = dberr(s, err, "usage");
+      break;
+    }
+    sqlite3_bind_int64(st, 1, u[i].account_id);
+    sqlite3_bind_int64(st, 2, u[i].uses);
+    sqlite3_bind_int64(st, 3, u[i].successes);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)u[i].last_used_ms);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)u[i].last_success_ms);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = dberr(s, err, "usage");
+    sqlite3_reset(st);
+  }
+  return tx_end(s, rc, err);
+}
+
+static int sq_data_version(w2a_store *base, int64_t *v, w2a_err *err) {
+  sq *s = (sq *)base;
+  sqlite3_stmt *st = stmt(s, Q_DATA_VERSION);
+  if (!st) return dberr(s, err, "data_version");
+  int r = sqlite3_step(st);
+  *v = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return r == SQLITE_ROW ? 0 : dberr(s, err, "data_version");
+}
+
 static int sq_release_holder(w2a_store *base, const char *holder, uint64_t now, int *n,
                              w2a_err *err) {
   sq *s = (sq *)base;
@@ -1692,6 +1749,9 @@ static const w2a_store_ops sqlite_ops = {
     .lease_release = sq_lease_release,
     .release_holder = sq_release_holder,
     .reclaim = sq_reclaim,
+    .apply_result = sq_apply_result,
+    .add_usage = sq_add_usage,
+    .data_version = sq_data_version,
     .readmit = sq_readmit,
     .batch_begin = sq_batch_begin,
     .batch_commit = sq_batch_commit,
