@@ -174,7 +174,7 @@ static int field_is_null_enum(const ProtobufCFieldDescriptor *f) {
          f->descriptor == &google__protobuf__null_value__descriptor;
 }
 
-static size_t elem_size(ProtobufCType t) {
+static inline size_t elem_size(ProtobufCType t) {
   switch (t) {
   case PROTOBUF_C_TYPE_INT32:
   case PROTOBUF_C_TYPE_SINT32:
@@ -2503,6 +2503,8 @@ struct dinfo {
   uint8_t family; /* struct_family(d) */
   uint8_t value;  /* is_value(d) */
   unsigned nf, ngroups;
+  unsigned nrep; /* repeated fields (the fused unpack counts them first) ... */
+  uint16_t *rep; /* ... and their indexes */
   finfo *fi;
   uint32_t nnum;    /* by_num covers field numbers below this */
   uint16_t *by_num; /* field number -> index + 1, 0 for none */
@@ -2566,6 +2568,7 @@ static void dinfo_free(dinfo *di) {
   free(di->gstart);
   free(di->gmem);
   free(di->camel);
+  free(di->rep);
   free(di);
 }
 
@@ -2602,7 +2605,8 @@ static dinfo *dinfo_new(const ProtobufCMessageDescriptor *d) {
   di->gstart = calloc(nf + 2, sizeof *di->gstart);
   di->gmem = calloc(nf + 1, sizeof *di->gmem);
   di->camel = malloc(names);
-  if (!di->fi || !di->by_num || !di->ht || !di->gstart || !di->gmem || !di->camel) {
+  di->rep = calloc(nf + 1, sizeof *di->rep);
+  if (!di->rep || !di->fi || !di->by_num || !di->ht || !di->gstart || !di->gmem || !di->camel) {
     dinfo_free(di);
     return NULL;
   }
@@ -2623,6 +2627,7 @@ static dinfo *dinfo_new(const ProtobufCMessageDescriptor *d) {
     F->tag_n = (uint8_t)wr_varint(F->tag, (uint64_t)f->id << 3 | F->wt);
     F->ptag_n = (uint8_t)wr_varint(F->ptag, (uint64_t)f->id << 3 | 2);
     F->oneof = -1;
+    if (F->repeated) di->rep[di->nrep++] = (uint16_t)i;
     if (f->label != PROTOBUF_C_LABEL_NONE && f->label != PROTOBUF_C_LABEL_REPEATED) di->proto3 = 0;
     if (f->id < di->nnum) di->by_num[f->id] = (uint16_t)(i + 1);
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
@@ -2850,8 +2855,361 @@ int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
   return w2a_pbjson_validate_ex(d, buf, len, NULL, err);
 }
 
+/* ---- 6b. fused validate + unpack ---------------------------------------------------- */
+
+/* Why not validate, then protobuf_c_message_unpack: the gateway unpacks every upstream
+ * event, and there protobuf-c (a scan pass recording every member, a lookup per tag, then
+ * a parse pass) plus the validator's own walk cost about four times this single walk.
+ * u_fill checks exactly what vscan checks, in the same order of bytes, and builds exactly
+ * the structs protobuf-c builds from bytes vscan accepts: the same allocations through
+ * the caller's allocator, the last occurrence of a singular field wins, a oneof keeps the
+ * last member seen (the earlier one freed), repeated fields gather every occurrence,
+ * packed or not, into arrays sized by a first counting pass, unknown fields are kept with
+ * their bytes after the tag. It handles proto3 descriptors only (every label NONE or
+ * REPEATED, see dinfo.proto3). On anything it refuses or does not handle it gives up; the
+ * caller frees what was built and takes the old path (validate, then protobuf-c), so
+ * error texts, and the protobuf-c 1.4.1 guard, are unchanged. The struct is kept
+ * consistent at every step so that protobuf_c_message_free_unpacked can free a partial
+ * one. tests/unit/test_pbjson_unpack.c and fuzz/fuzz_pb_unpack.c hold it to protobuf-c. */
+
+typedef struct ustate {
+  ProtobufCAllocator *a;
+  size_t max_depth, smax;
+} ustate;
+
+static void *sys_alloc(void *ud, size_t n) { return (void)ud, malloc(n); }
+static void sys_free(void *ud, void *p) { (void)ud, free(p); }
+/* protobuf-c's own default allocator is not exported; this is the same malloc/free. */
+static ProtobufCAllocator sys_allocator = {sys_alloc, sys_free, NULL};
+
+static inline void *u_alloc(ustate *u, size_t n) { return u->a->alloc(u->a->allocator_data, n); }
+static inline void u_free(ustate *u, void *p) {
+  if (p) u->a->free(u->a->allocator_data, p);
+}
+
+static inline uint64_t u_varint(const uint8_t *p, size_t k) {
+  uint64_t r = 0;
+  for (size_t i = 0; i < k; i++)
+    r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+  return r;
+}
+
+/* One scalar of type t from its wire bytes (a varint of k bytes, or 4 or 8 fixed bytes),
+ * stored as protobuf-c stores it. */
+static void u_scalar(uint8_t t, const uint8_t *p, size_t k, void *dst) {
+  uint64_t v;
+  uint32_t w;
+  switch (t) {
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_FLOAT: memcpy(dst, p, 4); return;
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_DOUBLE: memcpy(dst, p, 8); return;
+  case PROTOBUF_C_TYPE_BOOL: { /* any payload bit set, as protobuf-c's parse_boolean */
+    protobuf_c_boolean b = 0;
+    for (size_t i = 0; i < k; i++)
+      if (p[i] & 0x7f) b = 1;
+    memcpy(dst, &b, sizeof b);
+    return;
+  }
+  case PROTOBUF_C_TYPE_SINT32:
+    w = (uint32_t)u_varint(p, k);
+    w = (w >> 1) ^ (0u - (w & 1));
+    memcpy(dst, &w, 4);
+    return;
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_UINT64:
+    v = u_varint(p, k);
+    memcpy(dst, &v, 8);
+    return;
+  case PROTOBUF_C_TYPE_SINT64:
+    v = u_varint(p, k);
+    v = (v >> 1) ^ (0ull - (v & 1));
+    memcpy(dst, &v, 8);
+    return;
+  default: /* INT32, UINT32, ENUM: the low 32 bits */
+    w = (uint32_t)u_varint(p, k);
+    memcpy(dst, &w, 4);
+    return;
+  }
+}
+
+/* Elements of a packed run vscan_packed accepted. */
+static size_t u_packed_count(uint8_t t, const uint8_t *p, const uint8_t *end) {
+  size_t len = (size_t)(end - p), n = 0;
+  switch (t) {
+  case PROTOBUF_C_TYPE_FLOAT:
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_SFIXED32: return len / 4;
+  case PROTOBUF_C_TYPE_DOUBLE:
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_SFIXED64: return len / 8;
+  case PROTOBUF_C_TYPE_BOOL: return len;
+  default:
+    for (; p < end; p++)
+      n += !(*p & 0x80);
+    return n;
+  }
+}
+
+/* Reads the tag at *pp and the extent of its value; the same checks as vscan. On return
+ * *pp is past the tag, *lp and *vend delimit the value (for wire type 2, the payload),
+ * *fi the field index (-1: unknown). */
+static inline __attribute__((always_inline)) int u_next(const dinfo *di, const uint8_t **pp,
+                                                        const uint8_t *end, uint32_t *fnum,
+                                                        unsigned *wt, int *fi, const uint8_t **lp,
+                                                        const uint8_t **vend) {
+  const uint8_t *p = *pp;
+  uint64_t tag, v;
+  size_t u;
+  if (*p < 0x80) {
+    tag = *p++;
+  } else {
+    if (rd_varint(p, (size_t)(end - p), 5, &tag, &u)) return -1;
+    p += u;
+  }
+  uint64_t fn = tag >> 3;
+  unsigned w = (unsigned)tag & 7;
+  if (!fn || fn > 0x1fffffff || w == 3 || w == 4 || w > 5) return -1;
+  int i = di_field(di, (uint32_t)fn);
+  const finfo *F = i >= 0 ? &di->fi[i] : NULL;
+  if (F && F->wt != w && !(w == 2 && F->packable)) return -1;
+  *pp = p;
+  switch (w) {
+  case 0:
+    if (!(u = varint_len(p, end))) return -1;
+    *lp = p, *vend = p + u;
+    break;
+  case 1:
+    if (end - p < 8) return -1;
+    *lp = p, *vend = p + 8;
+    break;
+  case 5:
+    if (end - p < 4) return -1;
+    *lp = p, *vend = p + 4;
+    break;
+  default:
+    if (p < end && *p < 0x80) {
+      v = *p++;
+    } else {
+      if (rd_varint(p, (size_t)(end - p), 5, &v, &u)) return -1;
+      p += u;
+    }
+    if (v > (uint64_t)(end - p)) return -1;
+    *lp = p, *vend = p + v;
+  }
+  *fnum = (uint32_t)fn, *wt = w, *fi = i;
+  return 0;
+}
+
+/* The first pass for a message with repeated fields (or, with unknown_only, from its
+ * first unknown field on): counts elements into the n_ fields and unknown fields into
+ * *nunk. */
+static int u_count(const dinfo *di, ProtobufCMessage *m, const uint8_t *p, const uint8_t *end,
+                   int unknown_only, size_t *nunk) {
+  while (p < end) {
+    uint32_t fnum;
+    unsigned wt;
+    int i;
+    const uint8_t *lp, *vend;
+    if (u_next(di, &p, end, &fnum, &wt, &i, &lp, &vend)) return -1;
+    if (i < 0) {
+      ++*nunk;
+    } else if (!unknown_only && di->fi[i].repeated) {
+      const finfo *F = &di->fi[i];
+      size_t *n = (size_t *)((char *)m + F->f->quantifier_offset);
+      if (wt == 2 && F->packable) {
+        if (vscan_packed(F, lp, vend)) return -1;
+        *n += u_packed_count(F->type, lp, vend);
+      } else {
+        ++*n;
+      }
+    }
+    p = vend;
+  }
+  return 0;
+}
+
+static int u_fill(ustate *u, const dinfo *di, ProtobufCMessage *m, const uint8_t *p,
+                  const uint8_t *end, size_t depth, size_t sdepth);
+
+/* A new sub-message of table sd in *slot, then its fields. */
+static int u_sub(ustate *u, const dinfo *sd, void *slot, const uint8_t *p, const uint8_t *end,
+                 size_t depth, size_t sdepth) {
+  size_t d2 = depth + !sd->family, s2 = sdepth + sd->value;
+  if (d2 > u->max_depth || s2 > u->smax || !sd->proto3 || !sd->d->message_init) return -1;
+  ProtobufCMessage *m = u_alloc(u, sd->d->sizeof_message);
+  if (!m) return -1;
+  sd->d->message_init(m);
+  memcpy(slot, &m, sizeof m);
+  return u_fill(u, sd, m, p, end, d2, s2);
+}
+
+/* A string or bytes value into dst (a char * or a ProtobufCBinaryData). */
+static int u_blob(ustate *u, uint8_t type, const uint8_t *p, size_t len, void *dst) {
+  if (type == PROTOBUF_C_TYPE_STRING) {
+    if (utf8_check(p, len, 1) < len) return -1;
+    char *s = u_alloc(u, len + 1);
+    if (!s) return -1;
+    memcpy(s, p, len);
+    s[len] = 0;
+    memcpy(dst, &s, sizeof s);
+    return 0;
+  }
+  ProtobufCBinaryData bd = {len, NULL};
+  if (len && !(bd.data = u_alloc(u, len))) return -1;
+  if (len) memcpy(bd.data, p, len);
+  memcpy(dst, &bd, sizeof bd);
+  return 0;
+}
+
+/* Frees what a singular string, bytes or message member holds, unless it is the field's
+ * default (protobuf-c's rule before it overwrites one). */
+static void u_drop(ustate *u, const ProtobufCFieldDescriptor *f, void *mem) {
+  if (f->type == PROTOBUF_C_TYPE_STRING) {
+    char *s;
+    memcpy(&s, mem, sizeof s);
+    if (s && s != f->default_value) u_free(u, s);
+  } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+    ProtobufCBinaryData bd;
+    const ProtobufCBinaryData *def = f->default_value;
+    memcpy(&bd, mem, sizeof bd);
+    if (bd.data && (!def || bd.data != def->data)) u_free(u, bd.data);
+  } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+    ProtobufCMessage *sm;
+    memcpy(&sm, mem, sizeof sm);
+    if (sm && (const void *)sm != f->default_value) protobuf_c_message_free_unpacked(sm, u->a);
+  }
+}
+
+static int u_fill(ustate *u, const dinfo *di, ProtobufCMessage *m, const uint8_t *p,
+                  const uint8_t *end, size_t depth, size_t sdepth) {
+  uint64_t seen[4] = {0};
+  size_t nunk = 0;
+  int counted = 0;
+  if (di->nrep) {
+    if (u_count(di, m, p, end, 0, &nunk)) return -1;
+    counted = 1;
+    for (unsigned r = 0; r < di->nrep; r++) {
+      const ProtobufCFieldDescriptor *f = di->fi[di->rep[r]].f;
+      size_t *n = (size_t *)((char *)m + f->quantifier_offset);
+      if (!*n) continue;
+      void *arr = u_alloc(u, elem_size(f->type) * *n);
+      *n = 0; /* counts again as elements land, so a partial struct frees cleanly */
+      if (!arr) {
+        for (r++; r < di->nrep; r++)
+          *(size_t *)((char *)m + di->fi[di->rep[r]].f->quantifier_offset) = 0;
+        return -1;
+      }
+      memcpy((char *)m + f->offset, &arr, sizeof arr);
+    }
+  }
+  while (p < end) {
+    const uint8_t *tag_end = p, *lp, *vend;
+    uint32_t fnum;
+    unsigned wt;
+    int i;
+    if (u_next(di, &tag_end, end, &fnum, &wt, &i, &lp, &vend)) return -1;
+    if (i < 0) {
+      if (!counted) {
+        if (u_count(di, m, p, end, 1, &nunk)) return -1;
+        counted = 1;
+      }
+      if (!m->unknown_fields && !(m->unknown_fields = u_alloc(u, nunk * sizeof *m->unknown_fields)))
+        return -1;
+      ProtobufCMessageUnknownField *uf = &m->unknown_fields[m->n_unknown_fields];
+      uf->tag = fnum;
+      uf->wire_type = (ProtobufCWireType)wt;
+      uf->len = (size_t)(vend - tag_end); /* a length prefix included, as protobuf-c keeps it */
+      if (!(uf->data = u_alloc(u, uf->len))) return -1;
+      memcpy(uf->data, tag_end, uf->len);
+      m->n_unknown_fields++;
+      p = vend;
+      continue;
+    }
+    const finfo *F = &di->fi[i];
+    const ProtobufCFieldDescriptor *f = F->f;
+    char *mem = (char *)m + f->offset;
+    size_t plen = (size_t)(vend - lp);
+    if (F->repeated) {
+      size_t *n = (size_t *)((char *)m + f->quantifier_offset), esz = elem_size(f->type);
+      char *arr;
+      memcpy(&arr, mem, sizeof arr);
+      if (wt == 2 && F->packable) {
+        if (vscan_packed(F, lp, vend)) return -1;
+        if (F->wt) { /* fixed-size elements: the wire is the array (little-endian host) */
+          memcpy(arr + *n * esz, lp, plen);
+          *n += plen / esz;
+        } else if (F->type == PROTOBUF_C_TYPE_BOOL) {
+          for (const uint8_t *q = lp; q < vend; q++)
+            u_scalar(F->type, q, 1, arr + (*n)++ * esz);
+        } else {
+          for (const uint8_t *q = lp; q < vend;) {
+            size_t k = varint_len(q, vend);
+            u_scalar(F->type, q, k, arr + (*n)++ * esz);
+            q += k;
+          }
+        }
+      } else if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
+        char *slot = arr + *n * esz;
+        memset(slot, 0, esz);
+        ++*n; /* counted before it is filled: a partial element is freed with the rest */
+        if (u_sub(u, F->sub, slot, lp, vend, depth, sdepth)) return -1;
+      } else if (F->type == PROTOBUF_C_TYPE_STRING || F->type == PROTOBUF_C_TYPE_BYTES) {
+        if (u_blob(u, F->type, lp, plen, arr + *n * esz)) return -1;
+        ++*n;
+      } else {
+        u_scalar(F->type, lp, plen, arr + (*n)++ * esz);
+      }
+      p = vend;
+      continue;
+    }
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+      uint32_t *qc = (uint32_t *)((char *)m + f->quantifier_offset);
+      if (*qc) { /* the member seen before goes, whichever it was */
+        int oi = di_field(di, *qc);
+        if (oi < 0) return -1;
+        u_drop(u, di->fi[oi].f, mem);
+        memset(mem, 0, elem_size(di->fi[oi].f->type));
+      }
+      *qc = fnum;
+    } else if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
+      /* A second occurrence is refused (vscan does too): protobuf-c 1.4.1 merges it
+       * unsafely. Past 256 fields vscan does not track it; leave those to protobuf-c. */
+      if (!F->dup_check || (seen[i / 64] >> (i % 64) & 1)) return -1;
+      seen[i / 64] |= 1ull << (i % 64);
+    } else if (F->type == PROTOBUF_C_TYPE_STRING || F->type == PROTOBUF_C_TYPE_BYTES) {
+      u_drop(u, f, mem);
+      memset(mem, 0, elem_size(f->type));
+    }
+    if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
+      if (u_sub(u, F->sub, mem, lp, vend, depth, sdepth)) return -1;
+    } else if (F->type == PROTOBUF_C_TYPE_STRING || F->type == PROTOBUF_C_TYPE_BYTES) {
+      if (u_blob(u, F->type, lp, plen, mem)) return -1;
+    } else {
+      u_scalar(F->type, lp, plen, mem);
+    }
+    p = vend;
+  }
+  return 0;
+}
+
 ProtobufCMessage *w2a_pbjson_unpack_with(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                                          size_t len, ProtobufCAllocator *a, w2a_err *err) {
+  const dinfo *di;
+  const uint8_t *b = buf ? buf : (const uint8_t *)"";
+  if (len <= W2A_PBJSON_MAX_INPUT && (di = dinfo_of(d)) && di->proto3 && d->message_init) {
+    ustate u = {a ? a : &sys_allocator, W2A_PBJSON_MAX_DEPTH, W2A_PBJSON_STRUCT_MAX_DEPTH};
+    size_t depth = di->family ? 0 : 1, sdepth = di->value;
+    ProtobufCMessage *m = u_alloc(&u, d->sizeof_message);
+    if (m) {
+      d->message_init(m);
+      if (depth <= u.max_depth && sdepth <= u.smax && !u_fill(&u, di, m, b, b + len, depth, sdepth))
+        return m;
+      protobuf_c_message_free_unpacked(m, u.a);
+    }
+  }
   if (w2a_pbjson_validate(d, buf, len, err)) return NULL;
   ProtobufCMessage *m = protobuf_c_message_unpack(d, a, len, buf);
   if (!m) w2a_errf(err, W2A_ENOMEM, "protobuf-c could not unpack %s (out of memory?)", d->name);

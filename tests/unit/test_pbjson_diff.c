@@ -6,6 +6,9 @@
  *   - every JSON case and type sample of the protoc agreement test, and the hex cases;
  *   - the seed corpora of fuzz_pb_decode (as Request and ResponseEvent) and
  *     fuzz_json_to_pb;
+ *   - w2a_pbjson_unpack (a single fused walk) against validate + protobuf_c_message_unpack:
+ *     same verdict and error, and structs that pack to the same bytes and print the same
+ *     JSON; also with an allocator that fails at the k-th call (no leak, no crash);
  *   - for every message in the registry, random wire messages built from its descriptor
  *     (known and unknown fields, repeated occurrences, packed and unpacked runs, oneof
  *     members overriding each other, extreme varints and floats, map entries with
@@ -59,10 +62,71 @@ static void diff_from_json(const ProtobufCMessageDescriptor *d, const char *js, 
   w2a_buf_free(&b);
 }
 
+static size_t n_unpack_ok;
+
+/* An allocator that fails from its `left`-th call on, to reach every cleanup path. */
+static void *fail_alloc(void *ud, size_t n) {
+  long *left = ud;
+  return (*left)-- > 0 ? malloc(n) : NULL;
+}
+static void fail_free(void *ud, void *p) { (void)ud, free(p); }
+
+static int same_struct(const ProtobufCMessage *a, const ProtobufCMessage *b) {
+  size_t na = protobuf_c_message_get_packed_size(a), nb = protobuf_c_message_get_packed_size(b);
+  if (na != nb) return 0;
+  uint8_t *pa = malloc(na + 1), *pb = malloc(nb + 1);
+  protobuf_c_message_pack(a, pa);
+  protobuf_c_message_pack(b, pb);
+  int same = !memcmp(pa, pb, na);
+  free(pa);
+  free(pb);
+  w2a_buf ja, jb;
+  w2a_pbjson_opts o = {.emit_defaults = 1};
+  w2a_buf_init(&ja, 0);
+  w2a_buf_init(&jb, 0);
+  int ra = w2a_pbjson_msg_to_json(a, &o, &ja, NULL), rb = w2a_pbjson_msg_to_json(b, &o, &jb, NULL);
+  same = same && ra == rb && ja.len == jb.len && (!ja.len || !memcmp(ja.data, jb.data, ja.len));
+  w2a_buf_free(&ja);
+  w2a_buf_free(&jb);
+  return same;
+}
+
+static void diff_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
+                        const char *what) {
+  w2a_err e1 = {0}, e2 = {0};
+  ProtobufCMessage *a = w2a_pbjson_unpack(d, p, n, &e1), *b = NULL;
+  /* What w2a_pbjson_unpack did before the fused walk. */
+  if (!w2a_pbjson_validate(d, p, n, &e2) && !(b = protobuf_c_message_unpack(d, NULL, n, p)))
+    w2a_errf(&e2, W2A_ENOMEM, "protobuf-c could not unpack %s (out of memory?)", d->name);
+  if (!a != !b || (!a && strcmp(e1.msg, e2.msg)) || (a && !same_struct(a, b))) {
+    T_CHECK(!"w2a_pbjson_unpack differs from validate + protobuf-c");
+    fprintf(stderr, "  %s (%s): fast %s \"%s\", protobuf-c %s \"%s\"\n    bytes:", what, d->name,
+            a ? "ok" : "NULL", e1.msg, b ? "ok" : "NULL", e2.msg);
+    for (size_t i = 0; i < n && i < 200; i++)
+      fprintf(stderr, " %02x", p[i]);
+    fprintf(stderr, "\n");
+  } else if (a) {
+    n_unpack_ok++;
+  }
+  if (a) protobuf_c_message_free_unpacked(a, NULL);
+  if (b) protobuf_c_message_free_unpacked(b, NULL);
+  /* Failing allocations at every step of a small input: leaks show under ASan. */
+  for (long k = 0; n < 400 && k < 40; k++) {
+    long left = k;
+    ProtobufCAllocator fa = {fail_alloc, fail_free, &left};
+    ProtobufCMessage *m = w2a_pbjson_unpack_with(d, p, n, &fa, NULL);
+    if (m) {
+      protobuf_c_message_free_unpacked(m, &fa);
+      break;
+    }
+  }
+}
+
 /* Both ways on bytes, with every option set; then the JSON each printed, encoded. */
 static void diff_bytes(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n,
                        const char *what) {
   w2a_err ev1 = {0}, ev2 = {0};
+  diff_unpack(d, p, n, what);
   for (int k = 0; k < 4; k++) {
     const w2a_pbjson_opts *o = &opt_sets[k];
     int v1 = w2a_pbjson_validate_ex(d, p, n, o, &ev1),
@@ -590,7 +654,7 @@ int main(void) {
   T_RUN(test_json_edges);
   T_RUN(test_wire_edges);
   T_RUN(test_random);
-  fprintf(stderr, "compared %zu JSON inputs and %zu byte inputs (%zu printed)\n", n_json_cases,
-          n_bin_cases, n_fast_ok);
+  fprintf(stderr, "compared %zu JSON inputs and %zu byte inputs (%zu printed, %zu unpacked)\n",
+          n_json_cases, n_bin_cases, n_fast_ok, n_unpack_ok);
   return t_done();
 }
