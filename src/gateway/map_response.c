@@ -126,22 +126,86 @@ void w2a_gw_resp_free(w2a_gw_resp *r) {
 static int put_str(w2a_buf *b, const char *s) { return w2a_buf_put_json_str(b, s, strlen(s)); }
 
 /* {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[ */
+static int build_head(w2a_gw_resp *r) {
+  if (r->head.len) return 0;
+  w2a_buf *h = &r->head;
+  int rc = PUTL(h, "data: {\"id\":");
+  if (!rc) rc = put_str(h, r->id);
+  if (!rc) rc = PUTL(h, ",\"object\":\"chat.completion.chunk\",\"created\":");
+  if (!rc) rc = put_i64(h, r->created);
+  if (!rc) rc = PUTL(h, ",\"model\":");
+  if (!rc) rc = put_str(h, r->model);
+  if (!rc) rc = PUTL(h, ",\"choices\":[");
+  if (rc) w2a_buf_reset(h);
+  return rc;
+}
+
 static int chunk_head(w2a_gw_resp *r, w2a_buf *out) {
-  if (!r->head.len) {
-    w2a_buf *h = &r->head;
-    int rc = PUTL(h, "data: {\"id\":");
-    if (!rc) rc = put_str(h, r->id);
-    if (!rc) rc = PUTL(h, ",\"object\":\"chat.completion.chunk\",\"created\":");
-    if (!rc) rc = put_i64(h, r->created);
-    if (!rc) rc = PUTL(h, ",\"model\":");
-    if (!rc) rc = put_str(h, r->model);
-    if (!rc) rc = PUTL(h, ",\"choices\":[");
-    if (rc) {
-      w2a_buf_reset(h);
-      return rc;
+  int rc = build_head(r);
+  return rc ? rc : w2a_buf_append(out, r->head.data, r->head.len);
+}
+
+#define LIT(s) s, sizeof(s) - 1
+#define PUT(o, lit) (memcpy((o), LIT(lit)), (o) + sizeof(lit) - 1)
+
+/* Bytes w2a_buf_put_json_str escapes: controls, '"' and '\\' (1), and of those the ones
+ * with a two-character form (their letter). */
+static const char esc_short[256] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
+                                    ['\r'] = 'r', ['"'] = '"',  ['\\'] = '\\'};
+
+/* s as a JSON string body (no quotes) at o, byte for byte what w2a_buf_put_json_str
+ * writes; o must have room for 6 * n. Returns the end. */
+static char *json_body(char *o, const char *s, size_t n) {
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    memcpy(o, s + run, i - run);
+    o += i - run;
+    run = i + 1;
+    *o++ = '\\';
+    if (esc_short[c]) {
+      *o++ = esc_short[c];
+    } else {
+      o = PUT(o, "u00");
+      *o++ = hexd[c >> 4];
+      *o++ = hexd[c & 15];
     }
   }
-  return w2a_buf_append(out, r->head.data, r->head.len);
+  memcpy(o, s + run, n - run);
+  return o + (n - run);
+}
+
+/* One streamed content / reasoning_content chunk written with one reservation: this runs
+ * once per upstream text event, where a dozen appends (each a capacity check and a
+ * terminator) cost more than the bytes. Returns 1 when it could not reserve the room (the
+ * caller then takes the append-by-append path, which fails or succeeds as it always did). */
+static int stream_delta(w2a_gw_resp *r, int reasoning, const char *t, size_t n, w2a_buf *out) {
+  static const char open_[] = "{\"index\":0,\"delta\":{", role[] = "\"role\":\"assistant\",",
+                    key_r[] = "\"reasoning_content\":",
+                    close_[] = "},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+  if (build_head(r) || n > (SIZE_MAX - 4096 - r->head.len) / 6) return 1;
+  size_t need = r->head.len + sizeof open_ + sizeof role + sizeof key_r + sizeof close_ + 6 * n + 2;
+  if (w2a_buf_reserve(out, need)) return 1;
+  char *o = out->data + out->len;
+  memcpy(o, r->head.data, r->head.len);
+  o += r->head.len;
+  o = PUT(o, open_);
+  if (!r->role_sent) {
+    o = PUT(o, role);
+    r->role_sent = 1;
+  }
+  if (reasoning)
+    o = PUT(o, key_r);
+  else
+    o = PUT(o, "\"content\":");
+  *o++ = '"';
+  o = json_body(o, t, n);
+  *o++ = '"';
+  o = PUT(o, close_);
+  *o = 0;
+  out->len = (size_t)(o - out->data);
+  return 0;
 }
 
 static int delta_open(w2a_gw_resp *r, w2a_buf *out) {
@@ -237,7 +301,9 @@ int w2a_gw_resp_feed(w2a_gw_resp *r, const w2a_gw_event *ev, w2a_buf *out) {
     int reasoning = ev->kind == W2A_GW_EV_REASONING;
     if (!ev->len) return 0;
     count_out(r, ev->text, ev->len);
-    if (r->stream) {
+    if (r->stream && !stream_delta(r, reasoning, ev->text, ev->len, out)) {
+      rc = 0;
+    } else if (r->stream) {
       rc = delta_open(r, out);
       if (!rc) rc = reasoning ? PUTL(out, "\"reasoning_content\":") : PUTL(out, "\"content\":");
       if (!rc) rc = w2a_buf_put_json_str(out, ev->text, ev->len);

@@ -308,8 +308,50 @@ static void test_caps_and_estimate(void) {
   T_EQ_INT(w2a_gw_estimate_tokens("你好", strlen("你好")), 2);
 }
 
+/* The one-reservation chunk writer against the exact bytes the append path writes: every
+ * byte value (escapes, controls, UTF-8 bytes), role on the first chunk only, and a
+ * capped output buffer (too small for the worst case) that must fail as before. */
+static void test_stream_exact_bytes(void) {
+  char all[256];
+  for (int i = 0; i < 256; i++)
+    all[i] = (char)(255 - i);
+  w2a_gw_resp r;
+  w2a_gw_resp_init(&r, "m\"x", 7, 1, 0, 0, 0);
+  w2a_buf out, want;
+  w2a_buf_init(&out, 0);
+  w2a_buf_init(&want, 0);
+  for (int k = 0; k < 3; k++) {
+    w2a_gw_event e = {.kind = k == 1 ? W2A_GW_EV_REASONING : W2A_GW_EV_TEXT,
+                      .text = all,
+                      .len = k == 2 ? 5 : sizeof all};
+    w2a_buf_reset(&out);
+    T_EQ_INT(w2a_gw_resp_feed(&r, &e, &out), 0);
+    w2a_buf_reset(&want);
+    w2a_buf_printf(&want,
+                   "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":7,"
+                   "\"model\":\"m\\\"x\",\"choices\":[{\"index\":0,\"delta\":{%s\"%s\":",
+                   r.id, k ? "" : "\"role\":\"assistant\",",
+                   k == 1 ? "reasoning_content" : "content");
+    w2a_buf_put_json_str(&want, all, e.len);
+    w2a_buf_puts(&want, "},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    T_EQ_STR(out.data, want.data);
+    T_EQ_INT(out.len, want.len);
+  }
+  w2a_buf capped;
+  w2a_buf_init(&capped, 400);
+  w2a_gw_event e = {.kind = W2A_GW_EV_TEXT, .text = all, .len = 40};
+  T_EQ_INT(w2a_gw_resp_feed(&r, &e, &capped), 0); /* fits, though 6 x 40 would not */
+  e.len = sizeof all;
+  T_EQ_INT(w2a_gw_resp_feed(&r, &e, &capped), W2A_ETOOBIG);
+  w2a_buf_free(&capped);
+  w2a_buf_free(&out);
+  w2a_buf_free(&want);
+  w2a_gw_resp_free(&r);
+}
+
 int main(void) {
   T_RUN(test_stream_text);
+  T_RUN(test_stream_exact_bytes);
   T_RUN(test_stream_reasoning_and_tools);
   T_RUN(test_finish_reasons);
   T_RUN(test_nonstream_completion);
