@@ -261,6 +261,13 @@ static size_t utf8_check(const uint8_t *s, size_t n, int nul_bad) {
       i += 8;
     }
     if (i >= n) break;
+    if (i + 8 > n && n >= 8) { /* the last 1-7 bytes, as one word ending at n */
+      uint64_t w;
+      memcpy(&w, s + n - 8, 8);
+      if (!(w & 0x8080808080808080ull) &&
+          !(nul_bad && ((w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull)))
+        return n;
+    }
     uint8_t c = s[i];
     if (c < 0x80) {
       if (!c && nul_bad) return i;
@@ -2721,8 +2728,15 @@ fail:
 
 /* The table of d, or NULL (not in the registry, or out of memory at first use). */
 static const dinfo *dinfo_of(const ProtobufCMessageDescriptor *d) {
+  /* The hot callers ask for the same descriptor every time (one per upstream event);
+   * a per-thread last answer skips pthread_once and the probe. */
+  static _Thread_local const ProtobufCMessageDescriptor *last_d;
+  static _Thread_local const dinfo *last_di;
+  if (d && d == last_d) return last_di;
   pthread_once(&dinfo_once, dinfo_build_all);
-  return dmap && d ? dmap_get(dmap, dmap_mask, d) : NULL;
+  const dinfo *di = dmap && d ? dmap_get(dmap, dmap_mask, d) : NULL;
+  if (di) last_d = d, last_di = di;
+  return di;
 }
 
 static inline int di_field(const dinfo *di, uint32_t num) {
