@@ -3017,11 +3017,10 @@ static inline __attribute__((always_inline)) int u_next(const dinfo *di, const u
   return 0;
 }
 
-/* The first pass for a message with repeated fields (or, with unknown_only, from its
- * first unknown field on): counts elements into the n_ fields and unknown fields into
- * *nunk. */
+/* The counting pass, from a message's first repeated or unknown field on: elements into
+ * the n_ fields, unknown fields into *nunk. */
 static int u_count(const dinfo *di, ProtobufCMessage *m, const uint8_t *p, const uint8_t *end,
-                   int unknown_only, size_t *nunk) {
+                   size_t *nunk) {
   while (p < end) {
     uint32_t fnum;
     unsigned wt;
@@ -3030,7 +3029,7 @@ static int u_count(const dinfo *di, ProtobufCMessage *m, const uint8_t *p, const
     if (u_next(di, &p, end, &fnum, &wt, &i, &lp, &vend)) return -1;
     if (i < 0) {
       ++*nunk;
-    } else if (!unknown_only && di->fi[i].repeated) {
+    } else if (di->fi[i].repeated) {
       const finfo *F = &di->fi[i];
       size_t *n = (size_t *)((char *)m + F->f->quantifier_offset);
       if (wt == 2 && F->packable) {
@@ -3100,38 +3099,36 @@ static void u_drop(ustate *u, const ProtobufCFieldDescriptor *f, void *mem) {
 static int u_fill(ustate *u, const dinfo *di, ProtobufCMessage *m, const uint8_t *p,
                   const uint8_t *end, size_t depth, size_t sdepth) {
   uint64_t seen[4] = {0};
-  size_t nunk = 0;
   int counted = 0;
-  if (di->nrep) {
-    if (u_count(di, m, p, end, 0, &nunk)) return -1;
-    counted = 1;
-    for (unsigned r = 0; r < di->nrep; r++) {
-      const ProtobufCFieldDescriptor *f = di->fi[di->rep[r]].f;
-      size_t *n = (size_t *)((char *)m + f->quantifier_offset);
-      if (!*n) continue;
-      void *arr = u_alloc(u, elem_size(f->type) * *n);
-      *n = 0; /* counts again as elements land, so a partial struct frees cleanly */
-      if (!arr) {
-        for (r++; r < di->nrep; r++)
-          *(size_t *)((char *)m + di->fi[di->rep[r]].f->quantifier_offset) = 0;
-        return -1;
-      }
-      memcpy((char *)m + f->offset, &arr, sizeof arr);
-    }
-  }
   while (p < end) {
     const uint8_t *tag_end = p, *lp, *vend;
     uint32_t fnum;
     unsigned wt;
     int i;
     if (u_next(di, &tag_end, end, &fnum, &wt, &i, &lp, &vend)) return -1;
-    if (i < 0) {
-      if (!counted) {
-        if (u_count(di, m, p, end, 1, &nunk)) return -1;
-        counted = 1;
+    if (!counted && (i < 0 || di->fi[i].repeated)) {
+      /* The first repeated or unknown field: count them all from here (none came
+       * before), so arrays are allocated at their final size, as protobuf-c does. A
+       * message that has none of them (most, on the hot path) skips the pass. */
+      size_t nunk = 0;
+      if (u_count(di, m, p, end, &nunk)) return -1;
+      counted = 1;
+      for (unsigned r = 0; r < di->nrep; r++) {
+        const ProtobufCFieldDescriptor *rf = di->fi[di->rep[r]].f;
+        size_t *n = (size_t *)((char *)m + rf->quantifier_offset);
+        if (!*n) continue;
+        void *arr = u_alloc(u, elem_size(rf->type) * *n);
+        *n = 0; /* counts again as elements land, so a partial struct frees cleanly */
+        if (!arr) {
+          for (r++; r < di->nrep; r++)
+            *(size_t *)((char *)m + di->fi[di->rep[r]].f->quantifier_offset) = 0;
+          return -1;
+        }
+        memcpy((char *)m + rf->offset, &arr, sizeof arr);
       }
-      if (!m->unknown_fields && !(m->unknown_fields = u_alloc(u, nunk * sizeof *m->unknown_fields)))
-        return -1;
+      if (nunk && !(m->unknown_fields = u_alloc(u, nunk * sizeof *m->unknown_fields))) return -1;
+    }
+    if (i < 0) {
       ProtobufCMessageUnknownField *uf = &m->unknown_fields[m->n_unknown_fields];
       uf->tag = fnum;
       uf->wire_type = (ProtobufCWireType)wt;
