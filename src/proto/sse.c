@@ -33,6 +33,8 @@ void w2a_sse_free(w2a_sse *d) {
 
 static void clear_event(w2a_sse *d) {
   w2a_buf_reset(&d->data);
+  d->inl = NULL;
+  d->inl_len = 0;
   d->name[0] = 0;
   d->name_len = 0;
   d->has_data = 0;
@@ -51,6 +53,18 @@ static int fail(w2a_sse *d, int code) {
   return code;
 }
 
+/* The in-place data line joins d->data: another data line follows it, or the chunk it
+ * lies in is about to go. */
+static int spill(w2a_sse *d, w2a_err *err) {
+  int rc = w2a_buf_append(&d->data, d->inl, d->inl_len);
+  d->inl = NULL;
+  d->inl_len = 0;
+  if (rc)
+    return fail(d, w2a_errf(err, rc, "SSE event at byte offset %llu: %s",
+                            (unsigned long long)d->ev_off, w2a_strerror(rc)));
+  return 0;
+}
+
 static int dispatch(w2a_sse *d, int eof, w2a_sse_event_fn cb, void *ud, w2a_err *err) {
   if (!d->has_data) { /* SSE: an event without data lines is dropped */
     clear_event(d);
@@ -63,21 +77,22 @@ static int dispatch(w2a_sse *d, int eof, w2a_sse_event_fn cb, void *ud, w2a_err 
                       .offset = d->ev_off,
                       .done = 0,
                       .eof = eof};
-  if (d->data.len == sizeof done_sentinel - 1 &&
-      !memcmp(d->data.data, done_sentinel, sizeof done_sentinel - 1)) {
+  const char *text = d->inl ? d->inl : d->data.data;
+  size_t tlen = d->inl ? d->inl_len : d->data.len;
+  if (tlen == sizeof done_sentinel - 1 && !memcmp(text, done_sentinel, sizeof done_sentinel - 1)) {
     ev.done = 1;
   } else {
-    int rc = w2a_buf_reserve(&d->out, w2a_b64_dec_max(d->data.len));
+    int rc = w2a_buf_reserve(&d->out, w2a_b64_dec_max(tlen));
     if (rc)
       return fail(d, w2a_errf(err, rc, "SSE event at byte offset %llu: out of memory",
                               (unsigned long long)d->ev_off));
     size_t bad = 0;
-    long n = w2a_b64_decode(d->data.data, d->data.len, (unsigned char *)d->out.data, &bad);
+    long n = w2a_b64_decode(text, tlen, (unsigned char *)d->out.data, &bad);
     if (n < 0)
       return fail(d, w2a_errf(err, W2A_EINVAL,
                               "bad base64 in SSE event at byte offset %llu (character %zu "
                               "of its %zu data bytes)",
-                              (unsigned long long)d->ev_off, bad, d->data.len));
+                              (unsigned long long)d->ev_off, bad, tlen));
     ev.data = (const uint8_t *)d->out.data;
     ev.len = (size_t)n;
   }
@@ -88,9 +103,10 @@ static int dispatch(w2a_sse *d, int eof, w2a_sse_event_fn cb, void *ud, w2a_err 
   return 0;
 }
 
-/* One complete line (terminator removed) that starts at stream offset `off`. */
-static int process_line(w2a_sse *d, const char *s, size_t len, uint64_t off, w2a_sse_event_fn cb,
-                        void *ud, w2a_err *err) {
+/* One complete line (terminator removed) that starts at stream offset `off`; inplace:
+ * s lies in the chunk being fed (not in d->line), so it stays valid until feed returns. */
+static int process_line(w2a_sse *d, const char *s, size_t len, uint64_t off, int inplace,
+                        w2a_sse_event_fn cb, void *ud, w2a_err *err) {
   if (len == 0) return dispatch(d, 0, cb, ud, err);
   if (s[0] == ':') return 0; /* comment (keep-alive) */
   d->pending = 1;
@@ -104,12 +120,20 @@ static int process_line(w2a_sse *d, const char *s, size_t len, uint64_t off, w2a
       d->has_data = 1;
       d->ev_off = off;
     }
-    if (vlen > d->max_event - d->data.len)
+    if (vlen > d->max_event - d->data.len - d->inl_len)
       return fail(d, w2a_errf(err, W2A_ETOOBIG,
                               "SSE event at byte offset %llu is larger than %zu bytes "
                               "(SSE_EVENT_MAX_BYTES)",
                               (unsigned long long)d->ev_off, d->max_event));
-    int rc = w2a_buf_append(&d->data, v, vlen);
+    if (inplace && !d->data.len && !d->inl) {
+      /* Most events have one data line: decode it where it lies, no copy. */
+      d->inl = v;
+      d->inl_len = vlen;
+      return 0;
+    }
+    int rc = d->inl ? spill(d, err) : 0;
+    if (rc) return rc;
+    rc = w2a_buf_append(&d->data, v, vlen);
     if (rc)
       return fail(d, w2a_errf(err, rc, "SSE event at byte offset %llu: %s",
                               (unsigned long long)d->ev_off, w2a_strerror(rc)));
@@ -167,11 +191,11 @@ int w2a_sse_feed(w2a_sse *d, const char *p, size_t n, w2a_sse_event_fn cb, void 
                                 (unsigned long long)d->line_off, w2a_strerror(rc)));
       d->offset += seg;
       if (eol == end) break;
-      rc = process_line(d, d->line.data, d->line.len, d->line_off, cb, ud, err);
+      rc = process_line(d, d->line.data, d->line.len, d->line_off, 0, cb, ud, err);
       w2a_buf_reset(&d->line);
     } else {
       if (seg > line_max) return line_too_long(d, d->offset, err);
-      rc = process_line(d, p, seg, d->offset, cb, ud, err);
+      rc = process_line(d, p, seg, d->offset, 1, cb, ud, err);
       d->offset += seg;
     }
     if (rc) return rc;
@@ -186,14 +210,14 @@ int w2a_sse_feed(w2a_sse *d, const char *p, size_t n, w2a_sse_event_fn cb, void 
       }
     }
   }
-  return 0;
+  return d->inl ? spill(d, err) : 0; /* the chunk goes when we return */
 }
 
 int w2a_sse_finish(w2a_sse *d, w2a_sse_event_fn cb, void *ud, w2a_err *err) {
   if (d->failed) return w2a_errf(err, W2A_ESTATE, "SSE decoder failed earlier");
   d->skip_lf = 0;
   if (d->line.len) {
-    int rc = process_line(d, d->line.data, d->line.len, d->line_off, cb, ud, err);
+    int rc = process_line(d, d->line.data, d->line.len, d->line_off, 0, cb, ud, err);
     w2a_buf_reset(&d->line);
     if (rc) return rc;
   }

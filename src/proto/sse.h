@@ -32,7 +32,8 @@
  * Errors are sticky: later calls return W2A_ESTATE.
  *
  * Cost: no allocation per event (three buffers are reused), line ends found with memchr,
- * lines that lie inside one chunk are parsed in place without copying. */
+ * lines that lie inside one chunk are parsed in place without copying, and an event whose
+ * single data line lies inside one chunk is decoded from there. */
 #ifndef W2A_SSE_H
 #define W2A_SSE_H
 
@@ -61,9 +62,11 @@ typedef int (*w2a_sse_event_fn)(void *ud, const w2a_sse_event *ev);
 
 typedef struct w2a_sse {
   size_t max_event;
-  w2a_buf line; /* a line that spans chunks (raw bytes, without terminator) */
-  w2a_buf data; /* base64 text of the event being read */
-  w2a_buf out;  /* decoded payload handed to the callback */
+  w2a_buf line;    /* a line that spans chunks (raw bytes, without terminator) */
+  w2a_buf data;    /* base64 text of the event being read */
+  w2a_buf out;     /* decoded payload handed to the callback */
+  const char *inl; /* the event's only data line so far, still in the caller's chunk */
+  size_t inl_len;
   char name[W2A_SSE_NAME_MAX + 1];
   size_t name_len;
   uint64_t offset;   /* bytes consumed so far */
