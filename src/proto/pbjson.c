@@ -3060,7 +3060,7 @@ static int u_sub(ustate *u, const dinfo *sd, void *slot, const uint8_t *p, const
 }
 
 /* A string or bytes value into dst (a char * or a ProtobufCBinaryData). */
-static int u_blob(ustate *u, uint8_t type, const uint8_t *p, size_t len, void *dst) {
+static inline int u_blob(ustate *u, uint8_t type, const uint8_t *p, size_t len, void *dst) {
   if (type == PROTOBUF_C_TYPE_STRING) {
     if (utf8_check(p, len, 1) < len) return -1;
     char *s = u_alloc(u, len + 1);
@@ -3190,7 +3190,15 @@ static int u_fill(ustate *u, const dinfo *di, ProtobufCMessage *m, const uint8_t
        * unsafely. Past 256 fields vscan does not track it; leave those to protobuf-c. */
       if (!F->dup_check || (seen[i / 64] >> (i % 64) & 1)) return -1;
       seen[i / 64] |= 1ull << (i % 64);
-    } else if (F->type == PROTOBUF_C_TYPE_STRING || F->type == PROTOBUF_C_TYPE_BYTES) {
+    } else if (F->type == PROTOBUF_C_TYPE_STRING) {
+      char *old; /* usually the default (first occurrence): nothing to free */
+      memcpy(&old, mem, sizeof old);
+      if (old && old != f->default_value) {
+        u_free(u, old);
+        old = NULL;
+        memcpy(mem, &old, sizeof old);
+      }
+    } else if (F->type == PROTOBUF_C_TYPE_BYTES) {
       u_drop(u, f, mem);
       memset(mem, 0, elem_size(f->type));
     }
