@@ -48,13 +48,16 @@ static long ref_decode(const char *in, size_t n, unsigned char *out, size_t *bad
   return (long)o;
 }
 
+/* The output buffer is exactly w2a_b64_dec_max(n) bytes on the heap, so ASan catches a
+ * store past what the contract promises (the 8-byte stores of the fast loop). */
 static void same(const char *in, size_t n) {
-  unsigned char o1[256], o2[256];
+  unsigned char *o1 = malloc(w2a_b64_dec_max(n)), o2[256];
   size_t b1 = 7777, b2 = 7777;
   long r1 = w2a_b64_decode(in, n, o1, &b1), r2 = ref_decode(in, n, o2, &b2);
   T_EQ_INT(r1, r2);
   if (r1 >= 0 && r1 == r2) T_EQ_MEM(o1, (size_t)r1, o2, (size_t)r2);
   if (r1 < 0 && r2 < 0) T_EQ_INT(b1, b2);
+  free(o1);
 }
 
 static void test_round_trip(void) {
