@@ -217,7 +217,7 @@ int main(int argc, char **argv) {
     c.digest = 0xcbf29ce484222325ull;
     w2a_sse_init(&c.sse, 0);
     w2a_events_init(&c.ev, NULL);
-    w2a_gw_resp_init(&c.resp, "claude-4.5-opus", 1764000000, 1, 0, 10, 0);
+    w2a_gw_resp_init(&c.resp, "claude-4.5-opus", 1764000000, 1, 1, 10, 0);
     memcpy(c.resp.id, "chatcmpl-000000000000000000000000", 34);
     w2a_buf_init(&c.out, 0);
     uint64_t t0 = w2a_mono_ns();

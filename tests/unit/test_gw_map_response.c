@@ -349,8 +349,34 @@ static void test_stream_exact_bytes(void) {
   w2a_gw_resp_free(&r);
 }
 
+/* The estimate of streamed output (counted eight bytes at a time where it can) equals
+ * w2a_gw_estimate_tokens over the whole text, whatever the fragment lengths. */
+static void test_stream_estimate(void) {
+  static const char text[] = "plain ascii words, then h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 and "
+                             "0123456789abcdef more \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9 end";
+  size_t n = sizeof text - 1;
+  for (size_t step = 1; step <= 19; step++) {
+    w2a_gw_resp r;
+    w2a_buf out;
+    w2a_buf_init(&out, 0);
+    w2a_gw_resp_init(&r, "m", 1, 1, 0, 0, 0);
+    for (size_t at = 0; at < n; at += step) {
+      w2a_gw_event e = {
+          .kind = W2A_GW_EV_TEXT, .text = text + at, .len = n - at < step ? n - at : step};
+      T_EQ_INT(w2a_gw_resp_feed(&r, &e, &out), 0);
+    }
+    uint64_t p, c;
+    int est;
+    w2a_gw_resp_usage(&r, &p, &c, &est);
+    T_EQ_INT(c, w2a_gw_estimate_tokens(text, n));
+    w2a_buf_free(&out);
+    w2a_gw_resp_free(&r);
+  }
+}
+
 int main(void) {
   T_RUN(test_stream_text);
+  T_RUN(test_stream_estimate);
   T_RUN(test_stream_exact_bytes);
   T_RUN(test_stream_reasoning_and_tools);
   T_RUN(test_finish_reasons);
