@@ -143,7 +143,8 @@ struct w2a_pool {
   uv_idle_t ready_idle; /* answers in-memory acquires on the next loop turn */
   acq *ready_head, *ready_tail;
   acq *load_wait; /* acquires that came before the first load */
-  int sync_busy, want_load, load_failed;
+  int sync_busy, want_load, want_sync, load_failed;
+  uint64_t sync_gen, sync_done_gen; /* syncs submitted, and the last one finished */
   uint64_t next_sync;
   int64_t data_version;
   uint64_t mem_seq;
@@ -249,6 +250,32 @@ static void submit(w2a_pool *p, job *j, void (*work)(job *, w2a_store *), void (
   uv_mutex_unlock(&p->mu);
 }
 
+/* ---- the ledger after a write (LEASES=memory) ------------------------------------------ */
+
+/* The pool's own writes do not show in PRAGMA data_version, so a job that changes an
+ * account reads it back and its done hands the stored state to the ledger. */
+typedef struct after_row {
+  int have;
+  w2a_account a;
+} after_row;
+
+static void after_read(w2a_pool *p, w2a_store *s, int64_t id, after_row *x) {
+  w2a_err err;
+  w2a_account_clear(&x->a);
+  x->have = p->mem && !w2a_store_get(s, id, 0, &x->a, &err);
+}
+
+static void after_apply(w2a_pool *p, after_row *x) {
+  if (x->have) w2a_ledger_update(&p->ledger, &x->a);
+  w2a_account_clear(&x->a);
+  x->have = 0;
+}
+
+typedef struct load_set load_set;
+static load_set *load_new(void);
+static void load_rows(load_set *l, w2a_store *s);
+static void load_apply(w2a_pool *p, load_set *l);
+
 /* ---- public submission -------------------------------------------------------------- */
 
 typedef struct user_job {
@@ -257,14 +284,19 @@ typedef struct user_job {
   w2a_pool_work_fn work;
   void (*done)(void *ud);
   void *ud;
+  load_set *load; /* LEASES=memory: the accounts after the caller's work, for the ledger */
 } user_job;
 
 static void user_work(job *j, w2a_store *s) {
   user_job *u = (user_job *)j;
   if (u->work) u->work(s, u->ud);
+  if (u->work && u->load) load_rows(u->load, s);
 }
 static void user_done(job *j) {
   user_job *u = (user_job *)j;
+  /* the ledger first: an account the operator just disabled is not leased after the
+   * answer said so */
+  if (u->load) load_apply(u->p, u->load);
   if (u->done) u->done(u->ud);
   free(u);
 }
@@ -277,6 +309,7 @@ void w2a_pool_submit(w2a_pool *p, w2a_pool_work_fn work, void (*done)(void *ud),
   u->done = done;
   u->ud = ud;
   u->j.solo = 1; /* the caller's work may be long (imports): never hold a batch open */
+  if (p->mem && !(u->load = load_new())) abort();
   submit(p, &u->j, user_work, user_done);
 }
 
@@ -338,6 +371,7 @@ struct flight {
   char *new_rt;
   char msg[256];
   char *body;
+  after_row after;
 };
 
 static flight *find_flight(w2a_pool *p, int64_t id) {
@@ -457,12 +491,15 @@ static void store_work(job *j, w2a_store *s) {
   if (rc) {
     f->rc = rc;
     W2A_ERROR("pool: storing the refresh result of %s: %s", f->email, err.msg);
+  } else if (!f->ok) {
+    after_read(f->p, s, f->id, &f->after); /* an invalid account leaves the ledger too */
   }
 }
 
 static void flight_stored(job *j) {
   flight *f = (flight *)j;
   w2a_pool *p = f->p;
+  after_apply(p, &f->after);
   if (f->ok && !f->rc) {
     clear_stale(p, f->id);
     W2A_INFO("pool: refreshed the ID token of %s", f->email);
@@ -701,6 +738,7 @@ typedef struct quota_job {
   w2a_pool_done_fn cb;
   void *ud;
   int rc;
+  after_row after;
 } quota_job;
 
 static uint64_t parse_time_ms(json_object *x) {
@@ -749,6 +787,7 @@ static json_object *find_key(json_object *o, const char *key, int depth) {
 
 static void quota_stored(job *j) {
   quota_job *q = (quota_job *)j;
+  after_apply(q->p, &q->after); /* asleep until Warp's reset, or back */
   if (q->cb) q->cb(q->rc, q->ud);
   w2a_secret_free(q->token);
   free(q->body);
@@ -760,6 +799,8 @@ static void quota_store_work(job *j, w2a_store *s) {
   w2a_err err;
   if (q->have && (q->rc = w2a_store_set_quota(s, q->id, &q->q, &err)))
     W2A_WARN("pool: storing quota of #%lld: %s", (long long)q->id, err.msg);
+  else if (q->have)
+    after_read(q->p, s, q->id, &q->after);
 }
 
 static void on_quota_http(int code, int status, const char *body, size_t len, const char *errmsg,
@@ -893,6 +934,8 @@ struct acq {
    * ledger chose, whose rows acq_work writes */
   int64_t mem_acct;
   int mem_probe;
+  uint64_t need_gen; /* on p->load_wait until this sync has finished */
+  int resynced;
   int64_t only[MAX_PER_REQUEST];
   size_t nonly;
   w2a_lease_none none;
@@ -1434,10 +1477,25 @@ static void ready_push(acq *a) {
 
 /* Choose in the ledger. A request's lease is taken there and then; a session's
  * accounts are reserved (pend) and written as rows by acq_work. */
+static void sync_submit(w2a_pool *p, int force);
+
+/* Park a until a sync submitted from now on has finished (sync_done starts it again). */
+static void wait_for_sync(acq *a) {
+  w2a_pool *p = a->p;
+  a->need_gen = p->sync_gen + 1;
+  a->rnext = p->load_wait;
+  p->load_wait = a;
+  if (!p->sync_busy)
+    sync_submit(p, 0);
+  else
+    p->want_sync = 1;
+}
+
 static void mem_start(acq *a) {
   w2a_pool *p = a->p;
   if (!p->ledger.loaded && !p->load_failed && !p->closing && !a->cancelled) {
-    a->rnext = p->load_wait; /* answered by the first load (sync_done) */
+    a->need_gen = 1; /* the first load */
+    a->rnext = p->load_wait;
     p->load_wait = a;
     return;
   }
@@ -1485,7 +1543,17 @@ static void mem_start(acq *a) {
     submit(p, &a->j, acq_work, acq_done);
     return;
   }
-  if (!a->n) w2a_ledger_explain(&p->ledger, now, a->exclude, a->nexclude, &a->none);
+  if (!a->n) {
+    w2a_ledger_explain(&p->ledger, now, a->exclude, a->nexclude, &a->none);
+    /* Nothing at all (not merely busy): an account may just have been added or enabled
+     * by another process (the CLI). Look once at the database before saying no; a sync
+     * only reloads when another connection wrote, and waiting acquires share it. */
+    if (!a->none.busy && !a->resynced && !a->cancelled && !p->closing) {
+      a->resynced = 1;
+      wait_for_sync(a);
+      return;
+    }
+  }
   ready_push(a);
 }
 
@@ -1554,39 +1622,34 @@ static void mem_release(w2a_pool *p, int64_t id, int probe) {
   wait_kick(p); /* capacity came back: parked acquires first */
 }
 
-/* Sync: write the usage added up in the ledger, and reload the ledger when another
- * connection changed the database (or when asked: admin changes, session releases). */
-typedef struct sync_job {
-  job j;
-  w2a_pool *p;
-  w2a_usage *u;
-  size_t nu;
-  int usage_rc;
-  int force, changed, rc;
-  int64_t dv_in, dv;
+/* A load of every account for the ledger: read on the worker, applied on the loop. */
+struct load_set {
   w2a_ledger_row *rows;
   size_t nrows, caprows;
+  int rc;
   char err[160];
-} sync_job;
+};
 
-static void sync_rows_free(sync_job *y) {
-  for (size_t i = 0; i < y->nrows; i++)
-    free(y->rows[i].email);
-  free(y->rows);
-  y->rows = NULL;
-  y->nrows = y->caprows = 0;
+static load_set *load_new(void) { return calloc(1, sizeof(load_set)); }
+
+static void load_clear(load_set *l) {
+  for (size_t i = 0; i < l->nrows; i++)
+    free(l->rows[i].email);
+  free(l->rows);
+  l->rows = NULL;
+  l->nrows = l->caprows = 0;
 }
 
-static int sync_row(const w2a_account *a, void *ud) {
-  sync_job *y = ud;
-  if (y->nrows == y->caprows) {
-    size_t c = y->caprows ? 2 * y->caprows : 64;
-    w2a_ledger_row *v = realloc(y->rows, c * sizeof *v);
+static int load_row(const w2a_account *a, void *ud) {
+  load_set *l = ud;
+  if (l->nrows == l->caprows) {
+    size_t c = l->caprows ? 2 * l->caprows : 64;
+    w2a_ledger_row *v = realloc(l->rows, c * sizeof *v);
     if (!v) return W2A_ENOMEM;
-    y->rows = v;
-    y->caprows = c;
+    l->rows = v;
+    l->caprows = c;
   }
-  w2a_ledger_row *r = &y->rows[y->nrows];
+  w2a_ledger_row *r = &l->rows[l->nrows];
   if (!(r->email = strdup(a->email))) return W2A_ENOMEM;
   r->id = a->id;
   r->state = a->state;
@@ -1598,26 +1661,65 @@ static int sync_row(const w2a_account *a, void *ud) {
   r->fails = a->consecutive_failures + a->window_failures;
   r->held = a->active_leases;
   r->id_token_exp_ms = a->id_token_exp_ms;
-  y->nrows++;
+  l->nrows++;
   return 0;
 }
+
+static void load_rows(load_set *l, w2a_store *s) {
+  w2a_err err;
+  load_clear(l); /* a batch that failed runs this again */
+  w2a_store_filter f = {.state = -1};
+  if ((l->rc = w2a_store_list(s, &f, load_row, l, &err)))
+    snprintf(l->err, sizeof l->err, "%.150s", l->rc == W2A_ENOMEM ? "out of memory" : err.msg);
+}
+
+/* Into the ledger (the rows are used up); 0 or the failure, logged. */
+static int load_commit(w2a_pool *p, load_set *l) {
+  int rc = l->rc;
+  if (!rc) {
+    rc = w2a_ledger_load(&p->ledger, l->rows, l->nrows); /* takes the emails */
+    for (size_t i = 0; i < l->nrows; i++)
+      l->rows[i].email = NULL;
+    if (rc) snprintf(l->err, sizeof l->err, "out of memory");
+  }
+  load_clear(l);
+  if (rc) {
+    p->want_load = 1; /* try again at the next tick */
+    W2A_WARN("pool: loading the accounts: %s", l->err);
+  }
+  return rc;
+}
+
+static void load_apply(w2a_pool *p, load_set *l) {
+  if (!load_commit(p, l)) wait_kick(p); /* accounts may be back: parked acquires look */
+  free(l);
+}
+
+/* Sync: write the usage added up in the ledger, and reload the ledger when another
+ * connection changed the database (or when asked: session releases, lease reclaims). */
+typedef struct sync_job {
+  job j;
+  w2a_pool *p;
+  w2a_usage *u;
+  size_t nu;
+  int usage_rc;
+  int force, changed;
+  int64_t dv_in, dv;
+  uint64_t gen;
+  load_set load;
+} sync_job;
 
 static void sync_work(job *j, w2a_store *s) {
   sync_job *y = (sync_job *)j;
   w2a_err err;
-  sync_rows_free(y); /* a batch that failed runs this again */
   y->changed = 0;
   if (y->nu && (y->usage_rc = w2a_store_add_usage(s, y->u, y->nu, &err)))
     W2A_WARN("pool: writing usage counters: %s", err.msg);
   if (w2a_store_data_version(s, &y->dv, &err)) y->dv = y->dv_in - 1; /* unknown: reload */
   if (!y->force && y->dv == y->dv_in) return;
   y->changed = 1;
-  w2a_store_filter f = {.state = -1};
-  if ((y->rc = w2a_store_list(s, &f, sync_row, y, &err)))
-    snprintf(y->err, sizeof y->err, "%.150s", y->rc == W2A_ENOMEM ? "out of memory" : err.msg);
+  load_rows(&y->load, s);
 }
-
-static void sync_submit(w2a_pool *p, int force);
 
 static void sync_done(job *j) {
   sync_job *y = (sync_job *)j;
@@ -1625,47 +1727,53 @@ static void sync_done(job *j) {
   p->sync_busy = 0;
   if (y->usage_rc) w2a_ledger_readd_due(&p->ledger, y->u, y->nu);
   if (y->changed) {
-    int rc = y->rc;
-    if (!rc) {
-      rc = w2a_ledger_load(&p->ledger, y->rows, y->nrows); /* takes the emails */
-      for (size_t i = 0; i < y->nrows; i++)
-        y->rows[i].email = NULL;
-      if (rc) snprintf(y->err, sizeof y->err, "out of memory");
-    }
-    if (rc) {
-      p->want_load = 1;
+    if (load_commit(p, &y->load)) {
       if (!p->ledger.loaded) {
         p->load_failed = 1;
-        snprintf(p->load_err, sizeof p->load_err, "%s", y->err);
+        snprintf(p->load_err, sizeof p->load_err, "%s", y->load.err);
       }
-      W2A_WARN("pool: loading the accounts: %s", y->err);
     } else {
       p->data_version = y->dv;
       p->load_failed = 0;
-    }
-    acq *a = p->load_wait; /* acquires that came before the first load, oldest first */
-    p->load_wait = NULL;
-    acq *rev = NULL;
-    while (a) {
-      acq *n = a->rnext;
-      a->rnext = rev;
-      rev = a;
-      a = n;
-    }
-    while (rev) {
-      acq *n = rev->rnext;
-      rev->rnext = NULL;
-      mem_start(rev);
-      rev = n;
     }
     wait_kick(p); /* the accounts may have changed: parked acquires look again */
   } else {
     p->data_version = y->dv;
   }
-  sync_rows_free(y);
+  p->sync_done_gen = y->gen;
+  load_clear(&y->load);
   free(y->u);
   free(y);
-  if (p->closing && p->ledger.ndue) sync_submit(p, 0); /* the last usage */
+  /* acquires waiting for this sync (or the first load) go on, oldest first */
+  acq *a = p->load_wait, *ready = NULL, *keep = NULL;
+  p->load_wait = NULL;
+  while (a) {
+    acq *n = a->rnext;
+    if (a->need_gen <= p->sync_done_gen) {
+      a->rnext = ready;
+      ready = a;
+    } else {
+      a->rnext = keep;
+      keep = a;
+    }
+    a = n;
+  }
+  while (keep) { /* back in their order (the list is newest first) */
+    acq *n = keep->rnext;
+    keep->rnext = p->load_wait;
+    p->load_wait = keep;
+    keep = n;
+  }
+  while (ready) {
+    acq *n = ready->rnext;
+    ready->rnext = NULL;
+    mem_start(ready);
+    ready = n;
+  }
+  if (p->want_sync || p->load_wait || (p->closing && p->ledger.ndue)) {
+    p->want_sync = 0;
+    if (!p->sync_busy) sync_submit(p, 0);
+  }
 }
 
 static void sync_submit(w2a_pool *p, int force) {
@@ -1677,6 +1785,7 @@ static void sync_submit(w2a_pool *p, int force) {
     if ((y->u = malloc(max * sizeof *y->u))) y->nu = w2a_ledger_take_due(&p->ledger, y->u, max);
   }
   y->force = force || !p->ledger.loaded;
+  y->gen = ++p->sync_gen;
   y->dv_in = p->data_version;
   p->want_load = 0;
   p->sync_busy = 1;
@@ -1945,6 +2054,7 @@ typedef struct bg_job {
   int64_t ids[32];
   size_t n;
   int rc;
+  int changed; /* leases reclaimed or accounts readmitted */
 } bg_job;
 
 static void bg_work(job *j, w2a_store *s) {
@@ -1955,10 +2065,14 @@ static void bg_work(job *j, w2a_store *s) {
   if (b->kind == 0) {
     int n = 0;
     if (b->maintain) {
-      if (!w2a_store_reclaim(s, now, &n, &err) && n)
+      if (!w2a_store_reclaim(s, now, &n, &err) && n) {
         W2A_INFO("pool: reclaimed %d expired lease(s)", n);
-      if (!w2a_store_readmit(s, now, &n, &err) && n)
+        b->changed = 1;
+      }
+      if (!w2a_store_readmit(s, now, &n, &err) && n) {
         W2A_INFO("pool: %d account(s) back after their quota reset", n);
+        b->changed = 1;
+      }
     }
     b->rc = w2a_store_counts(s, now, &b->c, &err);
   } else if (b->kind == 1) {
@@ -1976,6 +2090,7 @@ static void bg_done(job *j) {
   w2a_pool *p = b->p;
   if (b->kind == 0) {
     p->counts_busy = 0;
+    if (b->changed && p->mem) p->want_load = 1;
     if (!b->rc) p->counts = b->c;
     if (!b->rc && p->mem && p->ledger.loaded) { /* leases in memory are not in the database */
       p->counts.active_leases += p->ledger.mem_total;

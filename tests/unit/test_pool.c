@@ -2,7 +2,9 @@
  * single-flight refresh, the one-hour rule, 401 handling, rotation, quota until Warp's
  * nextRefreshTime, blocked, 5xx cool-down with one half-open probe, the refresh cap,
  * and acquires waiting for an account busy at its cap (LEASE_WAIT): FIFO, timeout,
- * no wait when nothing is busy, close and cancel. */
+ * no wait when nothing is busy, close and cancel. Every test runs twice: with leases in
+ * the database, and with request leases in memory (LEASES=memory, ledger.h), the way
+ * `serve` runs; the tests at the end are about the in-memory mode only. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +16,8 @@
 #include "pool/pool.h"
 #include "pool/store.h"
 #include "t.h"
+
+static int g_mem; /* this round: request leases in memory */
 
 typedef struct env {
   uv_loop_t loop;
@@ -41,6 +45,12 @@ static void run_for(env *e, int ms) {
   run_until(e, &never, 1, ms);
 }
 
+/* Changes written through another connection (as by the CLI) reach an in-memory ledger
+ * at its next sync (SYNC_MS, 250 ms), or at once when an acquire finds nothing at all. */
+static void settle(env *e) {
+  if (g_mem) run_for(e, 400);
+}
+
 static int env_up(env *e, const char *name, int threshold, int cooldown_ms, int per_minute) {
   memset(e, 0, sizeof *e);
   uv_loop_init(&e->loop);
@@ -57,7 +67,8 @@ static int env_up(env *e, const char *name, int threshold, int cooldown_ms, int 
   set(&e->cfg.warp_base_url, url);
   snprintf(url, sizeof url, "http://127.0.0.1:%d", e->fake.public_port);
   set(&e->cfg.securetoken_url, url);
-  snprintf(e->db, sizeof e->db, "/tmp/w2a-test-pool-%d/%s.db", (int)getpid(), name);
+  snprintf(e->db, sizeof e->db, "/tmp/w2a-test-pool-%d/%s%s.db", (int)getpid(), g_mem ? "mem-" : "",
+           name);
   set(&e->cfg.database_path, e->db);
   e->cfg.failure_threshold = threshold;
   e->cfg.cooldown_ms = cooldown_ms;
@@ -65,7 +76,8 @@ static int env_up(env *e, const char *name, int threshold, int cooldown_ms, int 
   e->cfg.lease_ttl_ms = 60000;
   w2a_http_client_opts ho = {0};
   if (w2a_http_client_new(&e->http, &e->loop, &ho, &err)) return -1;
-  if (w2a_pool_open(&e->pool, &e->loop, &e->cfg, e->http, 1, &err)) {
+  int flags = W2A_POOL_BACKGROUND | (g_mem ? W2A_POOL_LEASER | W2A_POOL_SOLE : 0);
+  if (w2a_pool_open(&e->pool, &e->loop, &e->cfg, e->http, flags, &err)) {
     fprintf(stderr, "pool: %s\n", err.msg);
     return -1;
   }
@@ -329,6 +341,7 @@ static void test_refresh_cap(void) {
     snprintf(email, sizeof email, "cap%02d@example.com", i);
     add_account(&e, email, 1, 0, NULL);
   }
+  settle(&e);
   tally t = {.e = &e, .release = 1};
   for (int i = 0; i < 30; i++)
     w2a_pool_acquire(e.pool, NULL, 0, on_acquire, &t);
@@ -404,8 +417,12 @@ static void test_wait_release_and_timeout(void) {
   T_CHECK(c.at_ms - t0 >= 300 && c.at_ms - t0 < 1000);
   T_CHECK(strstr(c.reason, "leased to their cap") != NULL);
   T_CHECK(strstr(c.reason, "waited") != NULL);
-  /* Retry-After: B's lease expiry (LEASE_TTL 60 s here) */
-  T_CHECK(c.retry_at_ms > w2a_now_ms() + 50000 && c.retry_at_ms <= w2a_now_ms() + 60000);
+  /* Retry-After: B's lease expiry (LEASE_TTL 60 s here); an in-memory lease has none:
+   * it ends with its request, whenever that is */
+  if (g_mem)
+    T_EQ_INT(c.retry_at_ms, 0);
+  else
+    T_CHECK(c.retry_at_ms > w2a_now_ms() + 50000 && c.retry_at_ms <= w2a_now_ms() + 60000);
   /* LEASE_WAIT 0: no waiting at all, as before */
   e.cfg.lease_wait_ms = 0;
   wacq d = {.e = &e, .seq = &seq};
@@ -434,6 +451,7 @@ static void test_wait_not_when_unavailable(void) {
   T_EQ_INT(w2a_store_set_state(s, q, W2A_ST_QUOTA, "test", now + 3600000, now, &err), 0);
   T_EQ_INT(w2a_store_set_state(s, c, W2A_ST_COOLING, "test", now + 3600000, now, &err), 0);
   w2a_store_close(s);
+  settle(&e);
   wacq a = {.e = &e, .seq = &seq};
   uint64_t t0 = mono_ms();
   w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &a); /* LEASE_WAIT is the default 10 s */
@@ -593,7 +611,178 @@ static void test_wait_exclusions(void) {
   env_down(&e);
 }
 
-int main(void) {
+/* ---- LEASES=memory only ------------------------------------------------------------ */
+
+static w2a_store *side_store(env *e) { /* another connection, as the CLI would have */
+  w2a_store *s = NULL;
+  w2a_err err;
+  w2a_store_opts o = {.path = e->db};
+  T_EQ_INT(w2a_store_open(&s, &o, &err), 0);
+  return s;
+}
+
+/* Changes made by another process (the CLI) reach the ledger: an account added is
+ * leased at once, one disabled is not leased again, one enabled comes back. */
+static void test_mem_other_process(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "other", 3, 1000, 30), 0);
+  run_for(&e, 100); /* the first load: an empty pool */
+  int64_t id = add_account(&e, "o@example.com", 4, 0, NULL);
+  wacq a = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &a);
+  run_until(&e, &a.done, 1, 5000);
+  T_EQ_INT(a.rc, 0);
+  T_CHECK(a.lease && a.lease->mem && a.lease->account_id == id);
+  wacq_release(&a);
+  w2a_store *s = side_store(&e);
+  w2a_err err;
+  uint64_t now = w2a_now_ms();
+  T_EQ_INT(w2a_store_set_state(s, id, W2A_ST_DISABLED, "by the operator", 0, now, &err), 0);
+  run_for(&e, 400); /* one sync (250 ms) sees the other connection's write */
+  wacq b = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &b);
+  run_until(&e, &b.done, 1, 5000);
+  T_EQ_INT(b.rc, W2A_EAGAIN);
+  T_CHECK(strstr(b.reason, "1 disabled") != NULL);
+  T_EQ_INT(w2a_store_set_state(s, id, W2A_ST_AVAILABLE, "", 0, now, &err), 0);
+  wacq c = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &c); /* finds nothing, looks again: there */
+  run_until(&e, &c.done, 1, 5000);
+  T_EQ_INT(c.rc, 0);
+  wacq_release(&c);
+  w2a_store_close(s);
+  run_for(&e, 100);
+  env_down(&e);
+}
+
+/* One process keeps the leases in memory: nobody else may lease from that database
+ * (the error names the process), while the CLI (no lease lock) still opens it. */
+static void test_mem_lock(void) {
+  env e;
+  T_EQ_INT(env_up(&e, "lock", 3, 1000, 30), 0);
+  w2a_pool *other = NULL;
+  w2a_err err;
+  T_CHECK(w2a_pool_open(&other, &e.loop, &e.cfg, e.http, W2A_POOL_LEASER, &err) != 0);
+  T_CHECK(strstr(err.msg, "in memory") != NULL);
+  char pid[32];
+  snprintf(pid, sizeof pid, "pid %d", (int)getpid());
+  T_CHECK(strstr(err.msg, pid) != NULL);
+  T_CHECK(w2a_pool_open(&other, &e.loop, &e.cfg, e.http, W2A_POOL_LEASER | W2A_POOL_SOLE, &err) !=
+          0); /* a second `serve`: auto falls back, then refused */
+  set(&e.cfg.leases, "memory");
+  T_CHECK(w2a_pool_open(&other, &e.loop, &e.cfg, e.http, W2A_POOL_LEASER, &err) != 0);
+  T_CHECK(strstr(err.msg, "LEASES=memory") != NULL);
+  set(&e.cfg.leases, "auto");
+  int n = 0;
+  T_EQ_INT(w2a_pool_open(&other, &e.loop, &e.cfg, e.http, 0, &err), 0); /* the CLI */
+  w2a_pool_close(other, closed_cb, &n);
+  run_until(&e, &n, 1, 5000);
+  env_down(&e);
+}
+
+typedef struct sess {
+  int done, rc, n;
+} sess;
+
+static void on_sess(int rc, const w2a_lease *leases, int n, const w2a_pool_unavailable *why,
+                    void *ud) {
+  sess *s = ud;
+  (void)leases;
+  (void)why;
+  s->done++;
+  s->rc = rc;
+  s->n = n;
+}
+
+static void on_released(int rc, void *ud) {
+  (void)rc;
+  ++*(int *)ud;
+}
+
+/* Least recently used first; usage is written (uses, successes, last use) although no
+ * request wrote to the database; caps hold; session leases are rows the ledger counts. */
+static void test_mem_lru_usage_sessions(void) {
+  env e;
+  int seq = 0;
+  T_EQ_INT(env_up(&e, "lru", 3, 1000, 30), 0);
+  int64_t ids[3];
+  ids[0] = add_account(&e, "l1@example.com", 1, 0, NULL);
+  ids[1] = add_account(&e, "l2@example.com", 1, 0, NULL);
+  ids[2] = add_account(&e, "l3@example.com", 1, 0, NULL);
+  run_for(&e, 400);
+  int64_t order[9];
+  for (int i = 0; i < 9; i++) {
+    wacq a = {.e = &e, .seq = &seq};
+    w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &a);
+    run_until(&e, &a.done, 1, 5000);
+    T_EQ_INT(a.rc, 0);
+    order[i] = a.lease ? a.lease->account_id : -1;
+    if (a.lease) wacq_release(&a);
+    run_for(&e, 2); /* distinct last-use times */
+  }
+  for (int i = 3; i < 9; i++)
+    T_EQ_INT(order[i], order[i - 3]); /* a rotation through all three */
+  T_CHECK(order[0] != order[1] && order[1] != order[2] && order[0] != order[2]);
+  /* caps: three held, a fourth finds every account busy (LEASE_WAIT 0: no wait) */
+  e.cfg.lease_wait_ms = 0;
+  wacq h[4];
+  for (int i = 0; i < 4; i++) {
+    h[i] = (wacq){.e = &e, .seq = &seq};
+    w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &h[i]);
+  }
+  run_until(&e, &h[3].done, 1, 5000);
+  run_until(&e, &h[2].done, 1, 5000);
+  T_EQ_INT(h[0].rc + h[1].rc + h[2].rc, 0);
+  T_EQ_INT(h[3].rc, W2A_EAGAIN);
+  T_CHECK(strstr(h[3].reason, "3 leased to their cap") != NULL);
+  for (int i = 0; i < 3; i++)
+    wacq_release(&h[i]);
+  /* a session (the admin API's allocate) takes rows; the ledger leaves it alone */
+  e.cfg.accounts_per_request = 2;
+  sess ss = {0};
+  w2a_pool_allocate(e.pool, "s-1", on_sess, &ss);
+  run_until(&e, &ss.done, 1, 5000);
+  T_EQ_INT(ss.rc, 0);
+  T_EQ_INT(ss.n, 2);
+  wacq r1 = {.e = &e, .seq = &seq}, r2 = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &r1);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &r2);
+  run_until(&e, &r2.done, 1, 5000);
+  run_until(&e, &r1.done, 1, 5000);
+  T_EQ_INT(r1.rc == 0 ? 1 : 0, 1);
+  T_EQ_INT(r2.rc, W2A_EAGAIN); /* the third account only */
+  wacq_release(&r1);
+  int rel = 0;
+  w2a_pool_release_session(e.pool, "s-1", on_released, &rel);
+  run_until(&e, &rel, 1, 5000);
+  run_for(&e, 300); /* the ledger reloads the rows' counts */
+  wacq r3 = {.e = &e, .seq = &seq}, r4 = {.e = &e, .seq = &seq};
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &r3);
+  w2a_pool_acquire(e.pool, NULL, 0, on_wacq, &r4);
+  run_until(&e, &r4.done, 1, 5000);
+  run_until(&e, &r3.done, 1, 5000);
+  T_EQ_INT(r3.rc + r4.rc, 0);
+  wacq_release(&r3);
+  wacq_release(&r4);
+  env_down(&e); /* the last usage is written at close */
+  int64_t uses = 0, succ = 0;
+  w2a_store *s = side_store(&e);
+  for (int i = 0; i < 3; i++) {
+    w2a_account a;
+    w2a_err err;
+    T_EQ_INT(w2a_store_get(s, ids[i], 0, &a, &err), 0);
+    uses += a.uses;
+    succ += a.successes;
+    T_CHECK(a.last_used_ms > 0 && a.last_success_ms > 0);
+    T_EQ_INT(a.active_leases, 0);
+  }
+  w2a_store_close(s);
+  T_EQ_INT(uses, 9 + 3 + 1 + 2 + 2); /* rotation, caps, r1, sessions, r3/r4 */
+  T_EQ_INT(succ, 9 + 3 + 1 + 2);
+}
+
+static void run_all(void) {
   T_RUN(test_single_flight);
   T_RUN(test_forced_401_rotation);
   T_RUN(test_quota_block_5xx);
@@ -604,6 +793,16 @@ int main(void) {
   T_RUN(test_wait_close);
   T_RUN(test_wait_cancel);
   T_RUN(test_wait_exclusions);
+}
+
+int main(void) {
+  g_mem = 0;
+  run_all();
+  g_mem = 1;
+  run_all();
+  T_RUN(test_mem_other_process);
+  T_RUN(test_mem_lock);
+  T_RUN(test_mem_lru_usage_sessions);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf /tmp/w2a-test-pool-%d", (int)getpid());
   if (system(cmd)) {
