@@ -76,6 +76,68 @@ static void dec4_build(void) {
 
 static pthread_once_t dec4_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+
+/* 32 characters -> 24 bytes per step with AVX2 (the range-compare decoder of Muła and
+ * Lemire, "Faster Base64 Encoding and Decoding using AVX2 Instructions", 2018), written
+ * here because the gateway decodes every upstream event and no library at hand decodes
+ * both alphabets mixed. Digits are classified by five byte ranges ('A'-'Z', 'a'-'z',
+ * '0'-'9', '+' or '-', '/' or '_'); a block holding anything else (padding included) is
+ * left to the scalar loops, which find the exact offset. Returns the characters taken
+ * (a multiple of 32); *o advances by 3/4 of that. */
+__attribute__((target("avx2"))) static size_t dec_avx2(const unsigned char *in, size_t end,
+                                                       unsigned char *out, size_t *o) {
+  size_t i = 0;
+  const __m256i az_lo = _mm256_set1_epi8('A' - 1), az_hi = _mm256_set1_epi8('Z' + 1),
+                lz_lo = _mm256_set1_epi8('a' - 1), lz_hi = _mm256_set1_epi8('z' + 1),
+                d_lo = _mm256_set1_epi8('0' - 1), d_hi = _mm256_set1_epi8('9' + 1);
+  const __m256i pack = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2,
+                                        1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+  for (; i + 32 <= end; i += 32) {
+    __m256i c = _mm256_loadu_si256((const __m256i *)(in + i));
+    /* Signed compares: bytes >= 0x80 are negative and fall in no range. */
+    __m256i up = _mm256_and_si256(_mm256_cmpgt_epi8(c, az_lo), _mm256_cmpgt_epi8(az_hi, c));
+    __m256i lo = _mm256_and_si256(_mm256_cmpgt_epi8(c, lz_lo), _mm256_cmpgt_epi8(lz_hi, c));
+    __m256i dg = _mm256_and_si256(_mm256_cmpgt_epi8(c, d_lo), _mm256_cmpgt_epi8(d_hi, c));
+    __m256i s62 = _mm256_or_si256(_mm256_cmpeq_epi8(c, _mm256_set1_epi8('+')),
+                                  _mm256_cmpeq_epi8(c, _mm256_set1_epi8('-')));
+    __m256i s63 = _mm256_or_si256(_mm256_cmpeq_epi8(c, _mm256_set1_epi8('/')),
+                                  _mm256_cmpeq_epi8(c, _mm256_set1_epi8('_')));
+    __m256i ok =
+        _mm256_or_si256(_mm256_or_si256(up, lo), _mm256_or_si256(dg, _mm256_or_si256(s62, s63)));
+    if ((uint32_t)_mm256_movemask_epi8(ok) != 0xffffffffu) break;
+    __m256i off = _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(up, _mm256_set1_epi8(-65)),
+                                                  _mm256_and_si256(lo, _mm256_set1_epi8(-71))),
+                                  _mm256_and_si256(dg, _mm256_set1_epi8(4)));
+    __m256i v = _mm256_add_epi8(c, off);
+    v = _mm256_blendv_epi8(v, _mm256_set1_epi8(62), s62);
+    v = _mm256_blendv_epi8(v, _mm256_set1_epi8(63), s63);
+    /* 6-bit digits a b c d -> a<<18|b<<12|c<<6|d per 32-bit lane, then 3 bytes each. */
+    v = _mm256_maddubs_epi16(v, _mm256_set1_epi32(0x01400140));
+    v = _mm256_madd_epi16(v, _mm256_set1_epi32(0x00011000));
+    v = _mm256_shuffle_epi8(v, pack);
+    v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7));
+    _mm_storeu_si128((__m128i *)(out + *o), _mm256_castsi256_si128(v));
+    _mm_storel_epi64((__m128i *)(out + *o + 16), _mm256_extracti128_si256(v, 1));
+    *o += 24;
+  }
+  return i;
+}
+
+static int use_avx2;
+
+static void dec4_build_all(void) {
+  dec4_build();
+  __builtin_cpu_init();
+  use_avx2 = __builtin_cpu_supports("avx2");
+}
+#else
+#define HAVE_AVX2_PATH 0
+static void dec4_build_all(void) { dec4_build(); }
+#endif
+
 long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at) {
   size_t end = n;
   /* Up to two '=' may close the input; nothing may follow them. */
@@ -85,9 +147,12 @@ long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at
     if (bad_at) *bad_at = n;
     return -1;
   }
-  pthread_once(&dec4_once, dec4_build);
+  pthread_once(&dec4_once, dec4_build_all);
   const unsigned char *u = (const unsigned char *)in;
   size_t o = 0, i = 0;
+#if HAVE_AVX2_PATH
+  if (use_avx2 && end >= 32) i = dec_avx2(u, end, out, &o);
+#endif
   /* Eight characters a step while at least four more follow them: their six bytes go out
    * as one 8-byte store whose last two bytes the next step overwrites, and which stays
    * inside the w2a_b64_dec_max(n) bytes the caller provides. */

@@ -93,13 +93,25 @@ static void test_bad_everywhere(void) {
       same(t, l);
       same(t, at + 1); /* the bad byte last */
     }
+  unsigned char big[150];
+  char bt[210];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (unsigned char)(i * 7 + 3);
+  size_t bl = w2a_b64_encode(big, sizeof big, bt, 0, 1);
+  for (size_t at = 0; at < bl; at++)
+    for (size_t k = 0; k < sizeof bad; k++) {
+      char t[210];
+      memcpy(t, bt, bl);
+      t[at] = bad[k];
+      same(t, bl);
+    }
   for (size_t n = 0; n <= 9; n++)
     same("QUJD=====", n); /* padding in every wrong place */
   srand(7);
   for (int r = 0; r < 20000; r++) {
-    static const char pool[] = "AZaz09+/-_=*";
-    char t[40];
-    size_t n = (size_t)(rand() % 40);
+    static const char pool[] = "AZaz09+/-_=*AQgw";
+    char t[200];
+    size_t n = (size_t)(rand() % 200);
     for (size_t i = 0; i < n; i++)
       t[i] = pool[rand() % (int)(sizeof pool - 1)];
     same(t, n);
