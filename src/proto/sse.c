@@ -110,7 +110,13 @@ static int process_line(w2a_sse *d, const char *s, size_t len, uint64_t off, int
   if (len == 0) return dispatch(d, 0, cb, ud, err);
   if (s[0] == ':') return 0; /* comment (keep-alive) */
   d->pending = 1;
-  const char *colon = memchr(s, ':', len);
+  /* Field names are a few bytes ("data", "event"): a plain loop beats a memchr call. */
+  const char *colon = NULL;
+  for (size_t i = 0; i < len; i++)
+    if (s[i] == ':') {
+      colon = s + i;
+      break;
+    }
   size_t flen = colon ? (size_t)(colon - s) : len;
   const char *v = colon ? colon + 1 : s + len;
   size_t vlen = (size_t)(s + len - v);
@@ -177,7 +183,8 @@ int w2a_sse_feed(w2a_sse *d, const char *p, size_t n, w2a_sse_event_fn cb, void 
       if (!cr) cr = end;
     }
     if (!lf || lf < p) {
-      lf = memchr(p, '\n', (size_t)(end - p));
+      /* A blank line (every event's last) needs no memchr call. */
+      lf = *p == '\n' ? p : memchr(p, '\n', (size_t)(end - p));
       if (!lf) lf = end;
     }
     const char *eol = cr < lf ? cr : lf;
