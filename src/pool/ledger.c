@@ -7,6 +7,101 @@
 
 #include "secret.h"
 
+/* ---- LRU lists -------------------------------------------------------------------- */
+
+static int64_t idx(const w2a_ledger *L, const w2a_ledger_acct *e) { return e - L->v; }
+static int lru_class(const w2a_ledger_acct *e) { return e->r.quota_low ? 1 : 0; }
+static int lru_member(const w2a_ledger_acct *e) {
+  return !e->gone && e->r.state == W2A_ST_AVAILABLE;
+}
+static int lru_before(const w2a_ledger_acct *a, const w2a_ledger_acct *b) {
+  if (a->r.last_used_ms != b->r.last_used_ms) return a->r.last_used_ms < b->r.last_used_ms;
+  return a->r.id < b->r.id;
+}
+
+static void lru_unlink(w2a_ledger *L, w2a_ledger_acct *e) {
+  if (!e->in_lru) return;
+  int c = lru_class(e);
+  if (e->lprev >= 0)
+    L->v[e->lprev].lnext = e->lnext;
+  else
+    L->lhead[c] = e->lnext;
+  if (e->lnext >= 0)
+    L->v[e->lnext].lprev = e->lprev;
+  else
+    L->ltail[c] = e->lprev;
+  e->lprev = e->lnext = -1;
+  e->in_lru = 0;
+}
+
+/* Link e in last-use order: from the tail back (a lease's account goes to the tail in
+ * one step; an account coming back from a cool-down walks back to its place). */
+static void lru_link(w2a_ledger *L, w2a_ledger_acct *e) {
+  if (e->in_lru || !lru_member(e)) return;
+  int c = lru_class(e);
+  int64_t at = L->ltail[c]; /* e goes after `at` */
+  while (at >= 0 && lru_before(e, &L->v[at]))
+    at = L->v[at].lprev;
+  int64_t i = idx(L, e);
+  e->lprev = at;
+  e->lnext = at >= 0 ? L->v[at].lnext : L->lhead[c];
+  if (e->lnext >= 0)
+    L->v[e->lnext].lprev = i;
+  else
+    L->ltail[c] = i;
+  if (at >= 0)
+    L->v[at].lnext = i;
+  else
+    L->lhead[c] = i;
+  e->in_lru = 1;
+}
+
+static int cmp_lru(const void *a, const void *b, void *v) {
+  const w2a_ledger_acct *x = &((w2a_ledger_acct *)v)[*(const int64_t *)a];
+  const w2a_ledger_acct *y = &((w2a_ledger_acct *)v)[*(const int64_t *)b];
+  return lru_before(x, y) ? -1 : lru_before(y, x) ? 1 : 0;
+}
+
+static void lru_rebuild(w2a_ledger *L) {
+  L->lhead[0] = L->lhead[1] = L->ltail[0] = L->ltail[1] = -1;
+  int64_t *ord = malloc((L->n ? L->n : 1) * sizeof *ord);
+  size_t m = 0;
+  for (size_t i = 0; i < L->n; i++) {
+    L->v[i].lprev = L->v[i].lnext = -1;
+    L->v[i].in_lru = 0;
+    if (ord && lru_member(&L->v[i])) ord[m++] = (int64_t)i;
+  }
+  if (!ord) { /* no memory for the sort: link one by one (slower, same order) */
+    for (size_t i = 0; i < L->n; i++)
+      lru_link(L, &L->v[i]);
+    return;
+  }
+  qsort_r(ord, m, sizeof *ord, cmp_lru, L->v);
+  for (size_t k = 0; k < m; k++) { /* in order: each goes to its class's tail */
+    w2a_ledger_acct *e = &L->v[ord[k]];
+    int c = lru_class(e);
+    e->lprev = L->ltail[c];
+    if (L->ltail[c] >= 0)
+      L->v[L->ltail[c]].lnext = ord[k];
+    else
+      L->lhead[c] = ord[k];
+    L->ltail[c] = ord[k];
+    e->in_lru = 1;
+  }
+  free(ord);
+}
+
+void w2a_ledger_set_state(w2a_ledger *L, w2a_ledger_acct *e, w2a_acct_state st, uint64_t until) {
+  lru_unlink(L, e);
+  if (e->r.state == W2A_ST_QUOTA && st == W2A_ST_AVAILABLE) e->r.quota_low = 0; /* readmit */
+  e->r.state = st;
+  e->r.until_ms = until;
+  L->wake_ms = 0; /* look at the sleeping accounts again */
+  lru_link(L, e);
+}
+
+/* ---- entries ----------------------------------------------------------------------- */
+
 static void entry_free(w2a_ledger_acct *e) {
   free(e->r.email);
   w2a_secret_free(e->token);
@@ -96,18 +191,23 @@ int w2a_ledger_load(w2a_ledger *L, w2a_ledger_row *rows, size_t n) {
   L->mem_total = mem;
   L->ndue = ndue;
   L->loaded = 1;
+  L->wake_ms = 0;
+  lru_rebuild(L);
   return 0;
 }
 
 void w2a_ledger_update(w2a_ledger *L, const w2a_account *a) {
   w2a_ledger_acct *e = w2a_ledger_find(L, a->id);
   if (!e) return;
+  lru_unlink(L, e);
   e->r.state = a->state;
   e->r.until_ms = a->state_until_ms;
   e->r.quota_low = a->quota_low;
+  L->wake_ms = 0;
   e->r.fails = a->consecutive_failures + a->window_failures;
   e->r.cap = a->cap;
   e->r.weight = a->weight;
+  lru_link(L, e);
 }
 
 static int excluded(const int64_t *ex, size_t n, int64_t id) {
@@ -144,35 +244,87 @@ static int before(const w2a_ledger_acct *a, const w2a_ledger_acct *b, w2a_select
   }
 }
 
-w2a_ledger_acct *w2a_ledger_pick(const w2a_ledger *L, w2a_selection sel, uint64_t now,
-                                 const int64_t *ex, size_t nex, int *probe, int *readmit) {
-  *probe = *readmit = 0;
-  w2a_ledger_acct *best = NULL;
-  /* A cooled account whose time is up gets its one probe before fresh accounts: that is
-   * the only way it comes back (soonest recovery first). */
-  for (size_t i = 0; i < L->n; i++) {
+/* The first account of an LRU list that has room and is not excluded. */
+static w2a_ledger_acct *lru_first(const w2a_ledger *L, int c, const int64_t *ex, size_t nex) {
+  for (int64_t i = L->lhead[c]; i >= 0; i = L->v[i].lnext) {
     w2a_ledger_acct *e = &L->v[i];
-    if (e->r.state != W2A_ST_COOLING || e->r.until_ms > now || e->probe_out || !has_room(e) ||
-        excluded(ex, nex, e->r.id))
-      continue;
-    if (!best || e->r.until_ms < best->r.until_ms) best = e;
+    if (has_room(e) && !excluded(ex, nex, e->r.id)) return e;
   }
-  if (best) {
-    *probe = 1;
-    return best;
+  return NULL;
+}
+
+/* Round-robin: the first eligible account after the cursor in id order, then from the
+ * start (v is sorted by id). */
+static w2a_ledger_acct *rr_first(const w2a_ledger *L, int ql, int64_t cursor, const int64_t *ex,
+                                 size_t nex) {
+  size_t lo = 0, hi = L->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (L->v[mid].r.id <= cursor)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  for (int ql = 0; ql <= 1; ql++) {
+  for (size_t k = 0; k < L->n; k++) {
+    w2a_ledger_acct *e = &L->v[(lo + k) % L->n];
+    if (lru_member(e) && e->r.quota_low == ql && has_room(e) && !excluded(ex, nex, e->r.id))
+      return e;
+  }
+  return NULL;
+}
+
+w2a_ledger_acct *w2a_ledger_pick(const w2a_ledger *Lc, w2a_selection sel, uint64_t now,
+                                 const int64_t *ex, size_t nex, int *probe, int *readmit) {
+  w2a_ledger *L = (w2a_ledger *)Lc; /* wake_ms is a cache */
+  *probe = *readmit = 0;
+  /* Cooled and exhausted accounts: only once the soonest of them is due. A cooled
+   * account whose time is up gets its one probe before fresh accounts: that is the only
+   * way it comes back (soonest recovery first); an exhausted one past its reset is
+   * readmitted and competes with the available ones. */
+  w2a_ledger_acct *probe_e = NULL, *re_e = NULL;
+  if (now >= L->wake_ms) {
+    uint64_t wake = UINT64_MAX;
     for (size_t i = 0; i < L->n; i++) {
       w2a_ledger_acct *e = &L->v[i];
-      int re = readmittable(e, now);
-      if (!(e->r.state == W2A_ST_AVAILABLE && e->r.quota_low == ql) && !(re && ql == 0)) continue;
+      if (e->gone || (e->r.state != W2A_ST_COOLING && e->r.state != W2A_ST_QUOTA)) continue;
+      if (e->r.state == W2A_ST_COOLING && e->probe_out) continue; /* its give-back wakes */
+      if (e->r.until_ms > now) {
+        if (e->r.until_ms < wake) wake = e->r.until_ms;
+        continue;
+      }
+      wake = now; /* due now (taken below, or kept out by its cap or the exclusions) */
       if (!has_room(e) || excluded(ex, nex, e->r.id)) continue;
-      if (!best || before(e, best, sel, L->rr_cursor)) best = e;
+      if (e->r.state == W2A_ST_COOLING) {
+        if (!probe_e || e->r.until_ms < probe_e->r.until_ms) probe_e = e;
+      } else if (!re_e || before(e, re_e, sel, L->rr_cursor)) {
+        re_e = e;
+      }
     }
-    if (best) {
-      *readmit = readmittable(best, now);
-      return best;
+    L->wake_ms = wake == now ? 0 : wake;
+  }
+  if (probe_e) {
+    *probe = 1;
+    return probe_e;
+  }
+  for (int ql = 0; ql <= 1; ql++) {
+    w2a_ledger_acct *best = NULL;
+    if (sel == W2A_SEL_LRU) {
+      best = lru_first(L, ql, ex, nex);
+    } else if (sel == W2A_SEL_ROUND_ROBIN) {
+      best = rr_first(L, ql, L->rr_cursor, ex, nex);
+    } else {
+      for (size_t i = 0; i < L->n; i++) {
+        w2a_ledger_acct *e = &L->v[i];
+        if (!lru_member(e) || e->r.quota_low != ql || !has_room(e) || excluded(ex, nex, e->r.id))
+          continue;
+        if (!best || before(e, best, sel, L->rr_cursor)) best = e;
+      }
     }
+    if (ql == 0 && re_e && (!best || before(re_e, best, sel, L->rr_cursor))) {
+      *readmit = 1;
+      return re_e;
+    }
+    if (best) return best;
   }
   return NULL;
 }
@@ -189,13 +341,16 @@ void w2a_ledger_take(w2a_ledger *L, w2a_ledger_acct *e, w2a_selection sel, uint6
   e->mem++;
   L->mem_total++;
   if (probe) e->probe_out = 1;
+  lru_unlink(L, e);
   if (readmit) {
     e->r.state = W2A_ST_AVAILABLE;
     e->r.until_ms = 0;
     e->r.quota_low = 0;
+    L->wake_ms = 0;
   }
   if (sel == W2A_SEL_ROUND_ROBIN) L->rr_cursor = e->r.id;
   if (now > e->r.last_used_ms) e->r.last_used_ms = now;
+  lru_link(L, e); /* the newest: to the tail */
   due_touch(L, e);
   e->due.uses++;
   e->due.last_used_ms = e->r.last_used_ms;
@@ -206,7 +361,10 @@ void w2a_ledger_give_back(w2a_ledger *L, int64_t id, int probe) {
   if (!e || e->mem <= 0) return;
   e->mem--;
   L->mem_total--;
-  if (probe) e->probe_out = 0;
+  if (probe) {
+    e->probe_out = 0;
+    L->wake_ms = 0;
+  }
   /* a gone entry stays until the next load drops it (it is never picked) */
 }
 

@@ -19,7 +19,15 @@
  *
  * Loop thread only; no locks. Entries are kept sorted by account id (the store lists in
  * id order), so a load is a merge and a lookup a binary search; pointers to entries
- * are valid until the next w2a_ledger_load. */
+ * are valid until the next w2a_ledger_load.
+ *
+ * Cost of a pick. LRU (the default): available accounts sit in two lists (quota left,
+ * quota low) in last-use order, and a lease moves its account to the tail, so a pick
+ * looks at the head: O(1), whatever the pool's size (accounts at their cap and excluded
+ * ones are stepped over). Round-robin: a binary search for the cursor, then forward.
+ * Cooled and exhausted accounts are looked at only once the soonest of them is due.
+ * Fill-first walks the accounts in weight order (O(pool)); the benchmark says how much
+ * that is (bench/bench_pool.c). */
 #ifndef W2A_LEDGER_H
 #define W2A_LEDGER_H
 
@@ -50,7 +58,9 @@ typedef struct w2a_ledger_acct {
   int gone;      /* deleted from the store; kept until its last lease ends */
   char *token;   /* cached ID token; NULL: ask the store (pool.c ensure_token) */
   uint64_t token_exp_ms;
-  w2a_usage due; /* usage not written yet (account_id 0: none) */
+  w2a_usage due;        /* usage not written yet (account_id 0: none) */
+  int64_t lprev, lnext; /* LRU list links (indexes into v; -1: none); in_lru: linked */
+  int in_lru;
 } w2a_ledger_acct;
 
 typedef struct w2a_ledger {
@@ -60,6 +70,10 @@ typedef struct w2a_ledger {
   int64_t mem_total; /* in-memory leases out, all accounts */
   size_t ndue;       /* entries with usage not written */
   int loaded;        /* a load has been applied */
+  /* LRU lists of available accounts, [0] with quota left, [1] quota low (head: oldest) */
+  int64_t lhead[2], ltail[2];
+  /* cooling/quota_exhausted accounts: none is due before this (0: look again) */
+  uint64_t wake_ms;
 } w2a_ledger;
 
 void w2a_ledger_free(w2a_ledger *L);
@@ -75,6 +89,8 @@ int w2a_ledger_load(w2a_ledger *L, w2a_ledger_row *rows, size_t n);
 /* One account's new store state after a durable write of ours (writes in flight are the
  * caller's to count down). */
 void w2a_ledger_update(w2a_ledger *L, const w2a_account *a);
+/* Change an entry's state here (what a write on its way will store). */
+void w2a_ledger_set_state(w2a_ledger *L, w2a_ledger_acct *e, w2a_acct_state st, uint64_t until_ms);
 
 /* The account the store would lease now, or NULL. *probe: it is a cooled account's
  * half-open probe; *readmit: it is a quota_exhausted account past its reset (the store

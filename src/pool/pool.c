@@ -1530,11 +1530,8 @@ static void mem_start(acq *a) {
       a->n = 1;
     }
     if (readmit) {
-      if (a->scb) { /* the ledger readmits it now; the row's account follows */
-        e->r.state = W2A_ST_AVAILABLE;
-        e->r.until_ms = 0;
-        e->r.quota_low = 0;
-      }
+      if (a->scb) /* the ledger readmits it now; the row's account follows */
+        w2a_ledger_set_state(&p->ledger, e, W2A_ST_AVAILABLE, 0);
       mem_readmit(p, e);
     }
   }
@@ -1869,15 +1866,13 @@ static void mem_report(w2a_pool *p, w2a_lease *lease, rel_job *r, uint64_t now) 
       e->writes++;
       if (r->r.ok) {
         e->r.fails = 0;
-        if (e->r.state == W2A_ST_COOLING) e->r.state = W2A_ST_AVAILABLE;
-      } else if (lease->probe) {
-        e->r.until_ms = now + r->r.cooldown_ms; /* the probe failed: no second probe now */
+        if (e->r.state == W2A_ST_COOLING) w2a_ledger_set_state(&p->ledger, e, W2A_ST_AVAILABLE, 0);
+      } else if (lease->probe) { /* the probe failed: no second probe now */
+        w2a_ledger_set_state(&p->ledger, e, e->r.state, now + r->r.cooldown_ms);
       }
       if (r->r.set_state >= 0 &&
-          (e->r.state != W2A_ST_DISABLED || r->r.set_state != W2A_ST_COOLING)) {
-        e->r.state = (w2a_acct_state)r->r.set_state;
-        e->r.until_ms = r->r.until_ms;
-      }
+          (e->r.state != W2A_ST_DISABLED || r->r.set_state != W2A_ST_COOLING))
+        w2a_ledger_set_state(&p->ledger, e, (w2a_acct_state)r->r.set_state, r->r.until_ms);
     }
     submit(p, &r->j, rel_work, rel_done);
   }
