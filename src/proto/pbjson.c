@@ -247,9 +247,11 @@ static size_t utf8_check(const uint8_t *s, size_t n, int nul_bad) {
       uint64_t a, b;
       memcpy(&a, s + i, 8);
       memcpy(&b, s + i + 8, 8);
-      if ((a | b) & 0x8080808080808080ull) break;
-      if (nul_bad && (((a - 0x0101010101010101ull) & ~a) | ((b - 0x0101010101010101ull) & ~b)) &
-                         0x8080808080808080ull)
+      /* (w - 0x01..) | w has bit 7 of a byte set when that byte is 0 or >= 0x80 (a borrow
+       * reaches a byte only past a lower zero byte, which is caught itself). */
+      if (nul_bad ? (((a - 0x0101010101010101ull) | a) | ((b - 0x0101010101010101ull) | b)) &
+                        0x8080808080808080ull
+                  : (a | b) & 0x8080808080808080ull)
         break;
       i += 16;
     }
@@ -2512,6 +2514,10 @@ struct dinfo {
   unsigned nf, ngroups;
   unsigned nrep; /* repeated fields (the fused unpack counts them first) ... */
   uint16_t *rep; /* ... and their indexes */
+  /* One-byte tags (fields 1-15), as the fused unpack reads them: field index + 1,
+   * TAG1_UNKNOWN for a field d lacks, 0 for a tag vscan refuses (field 0, wire types 3, 4,
+   * 6, 7, or a wire type the field cannot have). */
+  uint16_t tag1[128];
   finfo *fi;
   uint32_t nnum;    /* by_num covers field numbers below this */
   uint16_t *by_num; /* field number -> index + 1, 0 for none */
@@ -2523,6 +2529,7 @@ struct dinfo {
 };
 
 #define DI_MAX_NUM 1024
+#define TAG1_UNKNOWN 0xffff
 
 static uint32_t fnv1a(const char *s, size_t n) {
   uint32_t h = 2166136261u;
@@ -2645,6 +2652,15 @@ static dinfo *dinfo_new(const ProtobufCMessageDescriptor *d) {
       if (F->oneof < 0) F->oneof = (int16_t)di->ngroups++;
     }
     ht_put(di, f->name, F->name_len, (int)i);
+  }
+  for (unsigned t = 0; t < 128; t++) {
+    unsigned fn = t >> 3, w = t & 7;
+    if (!fn || w == 3 || w == 4 || w > 5) continue;
+    int i = fn < di->nnum ? (int)di->by_num[fn] - 1 : -1;
+    if (i < 0)
+      di->tag1[t] = TAG1_UNKNOWN;
+    else if (di->fi[i].wt == w || (w == 2 && di->fi[i].packable))
+      di->tag1[t] = (uint16_t)(i + 1);
   }
   /* lowerCamelCase as find_field reads it: "_x" is "X", any other byte itself. */
   char *w = di->camel;
@@ -2791,18 +2807,23 @@ static int vscan(const vlim *L, const dinfo *di, const uint8_t *p, const uint8_t
   while (p < end) {
     uint64_t tag, v;
     size_t u;
-    if (*p < 0x80) {
-      tag = *p++;
+    unsigned wt;
+    int i;
+    if (*p < 0x80) { /* a one-byte tag: every check in one table entry */
+      unsigned e = di->tag1[*p];
+      if (!e) return -1;
+      i = e == TAG1_UNKNOWN ? -1 : (int)e - 1;
+      wt = *p++ & 7;
     } else {
       if (rd_varint(p, (size_t)(end - p), 5, &tag, &u)) return -1;
       p += u;
+      uint64_t fnum = tag >> 3;
+      wt = (unsigned)tag & 7;
+      if (!fnum || fnum > 0x1fffffff || wt == 3 || wt == 4 || wt > 5) return -1;
+      i = di_field(di, (uint32_t)fnum);
+      if (i >= 0 && di->fi[i].wt != wt && !(wt == 2 && di->fi[i].packable)) return -1;
     }
-    uint64_t fnum = tag >> 3;
-    unsigned wt = (unsigned)tag & 7;
-    if (!fnum || fnum > 0x1fffffff || wt == 3 || wt == 4 || wt > 5) return -1;
-    int i = di_field(di, (uint32_t)fnum);
     const finfo *F = i >= 0 ? &di->fi[i] : NULL;
-    if (F && F->wt != wt && !(wt == 2 && F->packable)) return -1;
     switch (wt) {
     case 0:
       if (!(u = varint_len(p, end))) return -1;
@@ -2975,20 +2996,26 @@ static inline __attribute__((always_inline)) int u_next(const dinfo *di, const u
                                                         unsigned *wt, int *fi, const uint8_t **lp,
                                                         const uint8_t **vend) {
   const uint8_t *p = *pp;
-  uint64_t tag, v;
+  uint64_t tag, v, fn;
   size_t u;
-  if (*p < 0x80) {
-    tag = *p++;
+  unsigned w;
+  int i;
+  if (*p < 0x80) { /* the common case: every check in one table entry */
+    unsigned e = di->tag1[*p];
+    if (!e) return -1;
+    i = e == TAG1_UNKNOWN ? -1 : (int)e - 1;
+    fn = *p >> 3, w = *p & 7;
+    p++;
   } else {
     if (rd_varint(p, (size_t)(end - p), 5, &tag, &u)) return -1;
     p += u;
+    fn = tag >> 3;
+    w = (unsigned)tag & 7;
+    if (!fn || fn > 0x1fffffff || w == 3 || w == 4 || w > 5) return -1;
+    i = di_field(di, (uint32_t)fn);
+    const finfo *F = i >= 0 ? &di->fi[i] : NULL;
+    if (F && F->wt != w && !(w == 2 && F->packable)) return -1;
   }
-  uint64_t fn = tag >> 3;
-  unsigned w = (unsigned)tag & 7;
-  if (!fn || fn > 0x1fffffff || w == 3 || w == 4 || w > 5) return -1;
-  int i = di_field(di, (uint32_t)fn);
-  const finfo *F = i >= 0 ? &di->fi[i] : NULL;
-  if (F && F->wt != w && !(w == 2 && F->packable)) return -1;
   *pp = p;
   switch (w) {
   case 0:
