@@ -381,9 +381,9 @@ static void on_up_end(void *ud, const w2a_gw_up_result *r) {
   } else {
     uint64_t p, c;
     int est;
-    char extra[64];
+    const char *extra;
     w2a_gw_resp_usage(&ch->resp, &p, &c, &est);
-    snprintf(extra, sizeof extra, "X-Warp2api-Usage: %s\r\n", est ? "estimated" : "reported");
+    extra = est ? "X-Warp2api-Usage: estimated\r\n" : "X-Warp2api-Usage: reported\r\n";
     w2a_buf_reset(&ch->out);
     if (w2a_gw_resp_completion(&ch->resp, &ch->out)) {
       w2a_gw_error e;
@@ -495,7 +495,8 @@ void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r) {
   ch->start_ms = ch->last_write_ms = uv_now(g->loop);
   w2a_buf_init(&ch->pb, 0);
   w2a_buf_init(&ch->out, 0);
-  w2a_gw_resp_init(&ch->resp, "", 0, 0, 0, 0, 0);
+  /* ch->resp stays zeroed (calloc; w2a_gw_resp_free accepts that) until the request is
+   * mapped: an init here would draw an id from getrandom(2) only to be replaced. */
   uv_timer_init(g->loop, &ch->ka);
   ch->ka.data = ch;
   ch->next = g->chats;
@@ -509,12 +510,16 @@ void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r) {
     fail(ch, &e);
     return;
   }
-  tok = json_tokener_new_ex(cfg->struct_max_depth > 0 ? (int)cfg->struct_max_depth + 16 : 80);
-  if (!tok) {
+  /* One tokener for the gateway, reset per body: json_tokener_new_ex callocs the
+   * tokener and its depth stack (and a printbuf) per request otherwise. */
+  if (!g->tok && !(g->tok = json_tokener_new_ex(
+                       cfg->struct_max_depth > 0 ? (int)cfg->struct_max_depth + 16 : 80))) {
     w2a_gw_errorf(&e, W2A_GWE_INTERNAL, NULL, "out of memory");
     fail(ch, &e);
     return;
   }
+  tok = g->tok;
+  json_tokener_reset(tok);
   ch->root = json_tokener_parse_ex(tok, r->body ? r->body : "", (int)r->body_len);
   if (!ch->root || json_tokener_get_error(tok) != json_tokener_success ||
       json_tokener_get_parse_end(tok) < r->body_len) {
@@ -523,11 +528,10 @@ void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r) {
                   "the request body is not valid JSON: %s (at byte %zu)",
                   je == json_tokener_success ? "trailing data" : json_tokener_error_desc(je),
                   json_tokener_get_parse_end(tok));
-    json_tokener_free(tok);
+    json_tokener_reset(tok); /* drop what a failed parse left on its stack */
     fail(ch, &e);
     return;
   }
-  json_tokener_free(tok);
   if (w2a_gw_chat_parse(ch->root, &ch->c, &e)) {
     fail(ch, &e);
     return;

@@ -32,8 +32,9 @@ struct w2a_gateway {
   char url_multi_agent[1024];
   w2a_gw_up_ident up_ident; /* Warp client-identity headers, formatted once */
   char url_graphql[1024];
-  w2a_gw_chatreq *chats;   /* live completions (doubly linked) */
-  w2a_gw_up_drains drains; /* upstream calls reading their body's end after `finished` */
+  w2a_gw_chatreq *chats;    /* live completions (doubly linked) */
+  w2a_gw_up_drains drains;  /* upstream calls reading their body's end after `finished` */
+  struct json_tokener *tok; /* request bodies' parser, reset per body (chat.c) */
   size_t nchats;
   size_t inflight; /* requests being handled (any route) */
   uv_timer_t grace;

@@ -258,6 +258,35 @@ static int content(mr *m, json_object *c, const char *path, Ctx **ctx, int image
   return 0;
 }
 
+/* ---- ids ------------------------------------------------------------------------- */
+
+/* A version-4 UUID for task, message and tool-call ids. w2a_uuid4 costs a getrandom(2)
+ * and a 16-argument snprintf per id; these ids only have to be unique, not secret, so
+ * the kernel's bytes are drawn 512 at a time (per thread: map_request also runs on the
+ * debug routes and in tests) and formatted by hand. */
+static void uuid4(char out[37]) {
+  static _Thread_local unsigned char pool[512];
+  static _Thread_local size_t left;
+  static const char hx[] = "0123456789abcdef";
+  unsigned char b[16];
+  size_t i, k = 0;
+  if (left < sizeof b) {
+    w2a_random(pool, sizeof pool);
+    left = sizeof pool;
+  }
+  memcpy(b, pool + sizeof pool - left, sizeof b);
+  memset(pool + sizeof pool - left, 0, sizeof b);
+  left -= sizeof b;
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  for (i = 0; i < sizeof b; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
+    out[k++] = hx[b[i] >> 4];
+    out[k++] = hx[b[i] & 15];
+  }
+  out[k] = 0;
+}
+
 /* ---- pieces ---------------------------------------------------------------------- */
 
 static Msg *new_hist(mr *m) {
@@ -265,7 +294,7 @@ static Msg *new_hist(mr *m) {
   char id[37];
   Msg *msg = NEW(m, Msg, minit);
   if (!msg) return NULL;
-  w2a_uuid4(id);
+  uuid4(id);
   msg->id = sdupz(m, id);
   msg->task_id = m->task_id;
   return msg->id ? msg : NULL;
@@ -724,7 +753,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
   m.max_depth = o && o->max_depth > 0 ? o->max_depth : 64;
   w2a_buf_init(&m.text, 0);
   w2a_buf_init(&sys, 0);
-  w2a_uuid4(m.task_id);
+  uuid4(m.task_id);
 
   /* The input is the last non-system message (a user query), or the run of tool
    * results that ends the conversation. */
@@ -782,7 +811,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
       Warp__MultiAgent__V1__Message__ToolCall__Server *sv =
           NEW(&m, Warp__MultiAgent__V1__Message__ToolCall__Server, svinit);
       char id[37];
-      w2a_uuid4(id);
+      uuid4(id);
       if (!h || !tc || !sv || !(tc->tool_call_id = sdupz(&m, id)) ||
           !(sv->payload = sdupz(&m, PREAMBLE_PAYLOAD)))
         goto out;
