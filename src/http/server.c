@@ -365,31 +365,59 @@ static char *utoa(char *end, uint64_t v) {
 
 enum { LEN_FIXED, LEN_CHUNKED, LEN_CLOSE, LEN_NONE };
 
-/* The response head in one snprintf. Returns its length, or -1 when it does not fit in
- * n (the caller retries with a larger buffer). */
+/* Bounded appends for build_head: past the end only `over` is set. */
+typedef struct headbuf {
+  char *p, *end;
+  int over;
+} headbuf;
+
+static void hput(headbuf *h, const char *s, size_t n) {
+  if (h->over || (size_t)(h->end - h->p) <= n) { /* keep a byte for the NUL */
+    h->over = 1;
+    return;
+  }
+  memcpy(h->p, s, n);
+  h->p += n;
+}
+
+#define HPUTL(h, lit) hput((h), (lit), sizeof(lit) - 1)
+static void hputs(headbuf *h, const char *s) { hput(h, s, strlen(s)); }
+
+/* The response head, NUL-terminated. Returns its length, or -1 when it does not fit in n
+ * (the caller retries with a larger buffer). Built with memcpy rather than one snprintf:
+ * this runs once per response on the loop thread and vfprintf's per-conversion cost was
+ * most of it. */
 static int build_head(conn *c, char *out, size_t n, int status, const char *ctype,
                       const char *extra, int lenmode, uint64_t clen) {
   char num[24];
-  const char *lenhdr = "", *lenval = "", *lenend = "";
-  switch (lenmode) {
-  case LEN_FIXED:
-    lenhdr = "Content-Length: ";
-    lenval = utoa(num + sizeof num, clen);
-    lenend = "\r\n";
-    break;
-  case LEN_CHUNKED: lenhdr = "Transfer-Encoding: chunked\r\n"; break;
-  default: break;
+  headbuf h = {out, out + n, 0};
+  HPUTL(&h, "HTTP/1.1 ");
+  if (status < 0) HPUTL(&h, "-");
+  hputs(&h, utoa(num + sizeof num, status < 0 ? -(uint64_t)status : (uint64_t)status));
+  HPUTL(&h, " ");
+  hputs(&h, w2a_http_status_text(status));
+  HPUTL(&h, "\r\n");
+  if (ctype) {
+    HPUTL(&h, "Content-Type: ");
+    hputs(&h, ctype);
+    HPUTL(&h, "\r\n");
   }
-  const char *connhdr = "";
+  if (lenmode == LEN_FIXED) {
+    HPUTL(&h, "Content-Length: ");
+    hputs(&h, utoa(num + sizeof num, clen));
+    HPUTL(&h, "\r\n");
+  } else if (lenmode == LEN_CHUNKED) {
+    HPUTL(&h, "Transfer-Encoding: chunked\r\n");
+  }
   if (!c->keep_alive)
-    connhdr = "Connection: close\r\n";
+    HPUTL(&h, "Connection: close\r\n");
   else if (c->req.http_minor == 0)
-    connhdr = "Connection: keep-alive\r\n";
-  int k = snprintf(out, n, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%s%s\r\n", status,
-                   w2a_http_status_text(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
-                   ctype ? "\r\n" : "", lenhdr, lenval, lenend, connhdr, extra ? extra : "");
-  if (k < 0 || (size_t)k >= n) return k < 0 ? -2 : -1;
-  return k;
+    HPUTL(&h, "Connection: keep-alive\r\n");
+  if (extra) hputs(&h, extra);
+  HPUTL(&h, "\r\n");
+  if (h.over) return -1;
+  *h.p = 0;
+  return (int)(h.p - out);
 }
 
 /* ---------------------------------------------------------------- request lifecycle */
