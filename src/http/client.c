@@ -58,6 +58,7 @@ struct w2a_http_client {
   uv_idle_t idle;   /* deferred work: cancels, resumes, the final close */
   char *proxy, *ca_file;
   int insecure;
+  int no_env_proxy; /* no proxy variable in the environment at start (see client_new) */
   uint64_t connect_timeout_ms;
   w2a_http_call *calls; /* live calls */
   w2a_http_call *deferred;
@@ -533,6 +534,17 @@ int w2a_http_client_new(w2a_http_client **out, uv_loop_t *loop, const w2a_http_c
     cl->insecure = o->insecure_tls;
     if (o->connect_timeout_ms) cl->connect_timeout_ms = o->connect_timeout_ms;
   }
+  /* With no explicit proxy curl looks for one in the environment, five getenv() scans of
+   * environ per transfer (no_proxy, NO_PROXY, <scheme>_proxy, all_proxy, ALL_PROXY). When
+   * none of the variables it reads is set at start, an empty CURLOPT_PROXY/NOPROXY per
+   * call says "no proxy" up front, which is what the lookups would find. */
+  if (!cl->proxy) {
+    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                       "ALL_PROXY"};
+    cl->no_env_proxy = 1;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+      if (getenv(vars[i])) cl->no_env_proxy = 0;
+  }
   cl->multi = curl_multi_init();
   if (!cl->multi || (o && o->proxy && *o->proxy && !cl->proxy) ||
       (o && o->ca_file && *o->ca_file && !cl->ca_file)) {
@@ -604,7 +616,12 @@ w2a_http_call *w2a_http_client_start(w2a_http_client *cl, const w2a_http_request
   curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, cl);
-  if (cl->proxy) curl_easy_setopt(e, CURLOPT_PROXY, cl->proxy);
+  if (cl->proxy) {
+    curl_easy_setopt(e, CURLOPT_PROXY, cl->proxy);
+  } else if (cl->no_env_proxy) {
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+  }
   if (cl->ca_file) {
     curl_easy_setopt(e, CURLOPT_CAINFO, cl->ca_file);
     curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, cl->ca_file);
