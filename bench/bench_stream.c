@@ -18,7 +18,9 @@
  *   valgrind --tool=callgrind --toggle-collect=run_stream --toggle-collect=digest \
  *     bench_stream 5000 1
  * and divide Ir by the events (the line "events" prints). Usage:
- * bench_stream [EVENTS(5000)] [RUNS(7)] [TEXT_SIZE(16)]. */
+ * bench_stream [EVENTS(5000)] [RUNS(7)] [TEXT_SIZE(16)] [wire]; with "wire" each event goes
+ * through w2a_events_feed_wire (what upstream.c's on_sse would call instead of unpack +
+ * w2a_events_feed, see events.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,11 +131,20 @@ static int on_ev(void *ud, const w2a_ev *in) {
   return 0;
 }
 
+static int use_wire; /* 5th argument "wire": w2a_events_feed_wire instead (see the header) */
+
 static int on_sse(void *ud, const w2a_sse_event *sev) {
   ctx *c = ud;
   w2a_err err = {0};
   c->events++;
   if (sev->done) return 0;
+  if (use_wire) {
+    int bad = 0;
+    int rc = w2a_events_feed_wire(&c->ev, sev->data, sev->len, &c->ar.pa, on_ev, c, &bad, &err);
+    arena_reset(&c->ar);
+    if (bad) fprintf(stderr, "bench_stream: %s\n", err.msg);
+    return rc;
+  }
   Warp__MultiAgent__V1__ResponseEvent *pe =
       (Warp__MultiAgent__V1__ResponseEvent *)w2a_pbjson_unpack_with(
           &warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &c->ar.pa, &err);
@@ -200,8 +211,9 @@ int main(int argc, char **argv) {
   size_t events = argc > 1 ? strtoul(argv[1], NULL, 10) : 5000;
   int runs = argc > 2 ? atoi(argv[2]) : 7;
   size_t size = argc > 3 ? strtoul(argv[3], NULL, 10) : 16;
+  use_wire = argc > 4 && !strcmp(argv[4], "wire");
   if (!events || runs < 1 || runs > 99 || !size || size > 65536) {
-    fputs("usage: bench_stream [EVENTS] [RUNS(1-99)] [TEXT_SIZE]\n", stderr);
+    fputs("usage: bench_stream [EVENTS] [RUNS(1-99)] [TEXT_SIZE] [wire]\n", stderr);
     return 2;
   }
   w2a_buf s;

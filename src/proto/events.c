@@ -8,11 +8,13 @@
 #include "events.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
+#include "proto/pbjson.h"
 
 #define DEFAULT_STRUCT_DEPTH 64
 
@@ -57,6 +59,7 @@ void w2a_events_init(w2a_events *s, const w2a_events_opts *o) {
   w2a_buf_init(&s->text, s->o.accumulate_max ? s->o.accumulate_max : 1);
   w2a_buf_init(&s->reasoning, s->o.accumulate_max ? s->o.accumulate_max : 1);
   w2a_buf_init(&s->scratch, 0);
+  w2a_buf_init(&s->wire, 0);
 }
 
 void w2a_events_free(w2a_events *s) {
@@ -66,6 +69,7 @@ void w2a_events_free(w2a_events *s) {
   w2a_buf_free(&s->text);
   w2a_buf_free(&s->reasoning);
   w2a_buf_free(&s->scratch);
+  w2a_buf_free(&s->wire);
   s->conversation_id = s->request_id = s->error_message = NULL;
 }
 
@@ -328,5 +332,278 @@ int w2a_events_feed(w2a_events *s, const Warp__MultiAgent__V1__ResponseEvent *ev
     break;
   default: break;
   }
+  return rc;
+}
+
+/* ---- straight from the wire ----------------------------------------------------------- */
+
+/* Why not unpack: a streamed answer is thousands of one-fragment append events, and for
+ * each, building a ResponseEvent (seven messages, five strings, a dozen allocations) only
+ * to read two strings back cost more than everything else the gateway does per event.
+ * The bytes are validated exactly as w2a_pbjson_unpack validates them; then wire_shape
+ * walks the one shape it knows with protobuf-c's rules (the last occurrence of a singular
+ * field wins, the last member seen of a oneof is the one set, repeated occurrences add
+ * up, fields w2a_events_feed does not read are skipped), the few structs
+ * w2a_events_feed reads are built on the stack, and it interprets them, so the meaning
+ * of an event stays defined in one place. Anything else is unpacked. Field numbers come
+ * from the descriptors, so a changed .proto cannot silently disagree with this. */
+
+#define WIRE_MAX_ACTIONS 4
+
+typedef struct wire_ids {
+  uint64_t ev_oneof, act_oneof, m_oneof; /* members of ResponseEvent.type, ClientAction.action,
+                                            Message.message (field numbers below 64) */
+  uint32_t ev_actions, ca_actions, act_append, ap_task, ap_msg, m_id, m_task, m_ao, ao_text,
+      ao_reasoning;
+  int ok;
+} wire_ids;
+
+static wire_ids wids;
+static pthread_once_t wids_once = PTHREAD_ONCE_INIT;
+
+static uint32_t field_id(const ProtobufCMessageDescriptor *d, const char *name, uint64_t *oneof) {
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+  if (!f || f->id >= 64) return 0;
+  if (oneof) {
+    *oneof = 0;
+    for (unsigned i = 0; i < d->n_fields; i++)
+      if ((d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+          d->fields[i].quantifier_offset == f->quantifier_offset) {
+        if (d->fields[i].id >= 64) return 0;
+        *oneof |= 1ull << d->fields[i].id;
+      }
+  }
+  return f->id;
+}
+
+static void wids_build(void) {
+  const ProtobufCMessageDescriptor *ap =
+      &warp__multi_agent__v1__client_action__append_to_message_content__descriptor;
+  const ProtobufCMessageDescriptor *msg = &warp__multi_agent__v1__message__descriptor;
+  const ProtobufCMessageDescriptor *ao = &warp__multi_agent__v1__message__agent_output__descriptor;
+  wire_ids w = {0};
+  w.ev_actions =
+      field_id(&warp__multi_agent__v1__response_event__descriptor, "client_actions", &w.ev_oneof);
+  w.ca_actions =
+      field_id(&warp__multi_agent__v1__response_event__client_actions__descriptor, "actions", NULL);
+  w.act_append = field_id(&warp__multi_agent__v1__client_action__descriptor,
+                          "append_to_message_content", &w.act_oneof);
+  w.ap_task = field_id(ap, "task_id", NULL);
+  w.ap_msg = field_id(ap, "message", NULL);
+  w.m_id = field_id(msg, "id", NULL);
+  w.m_task = field_id(msg, "task_id", NULL);
+  w.m_ao = field_id(msg, "agent_output", &w.m_oneof);
+  w.ao_text = field_id(ao, "text", NULL);
+  w.ao_reasoning = field_id(ao, "reasoning", NULL);
+  w.ok = w.ev_actions && w.ca_actions && w.act_append && w.ap_task && w.ap_msg && w.m_id &&
+         w.m_task && w.m_ao && w.ao_text && w.ao_reasoning;
+  wids = w;
+}
+
+typedef struct wspan {
+  const uint8_t *p;
+  uint32_t n, set;
+} wspan;
+
+static inline __attribute__((always_inline)) int wire_varint(const uint8_t **pp, const uint8_t *end,
+                                                             uint64_t *v) {
+  const uint8_t *p = *pp;
+  if (p < end && *p < 0x80) {
+    *v = *p;
+    *pp = p + 1;
+    return 0;
+  }
+  uint64_t r = 0;
+  for (unsigned sh = 0; sh < 64; sh += 7) {
+    if (p >= end) return -1;
+    r |= (uint64_t)(*p & 0x7f) << sh;
+    if (!(*p++ & 0x80)) {
+      *v = r;
+      *pp = p;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* The next field of a message that passed validation: its number and value (for wire
+ * type 2 the payload). -1 on bytes it cannot read, which validation rules out. */
+static inline __attribute__((always_inline)) int wire_next(const uint8_t **pp, const uint8_t *end,
+                                                           uint32_t *fnum, wspan *val) {
+  const uint8_t *p = *pp;
+  uint64_t tag, n;
+  if (end - p >= 2 && (p[0] & 0x87) == 2 && p[1] < 0x80) {
+    /* The usual field here: one-byte tag, wire type 2, one-byte length. */
+    n = p[1];
+    if (n > (uint64_t)(end - p - 2)) return -1;
+    *fnum = p[0] >> 3;
+    val->p = p + 2;
+    val->n = (uint32_t)n;
+    val->set = 1;
+    *pp = p + 2 + n;
+    return 0;
+  }
+  if (wire_varint(&p, end, &tag)) return -1;
+  switch (tag & 7) {
+  case 0:
+    val->p = p;
+    while (p < end && (*p & 0x80))
+      p++;
+    if (p++ >= end) return -1;
+    n = (uint64_t)(p - val->p);
+    break;
+  case 1: n = 8; goto fixed;
+  case 5:
+    n = 4;
+  fixed:
+    if ((uint64_t)(end - p) < n) return -1;
+    val->p = p;
+    p += n;
+    break;
+  case 2:
+    if (wire_varint(&p, end, &n) || n > (uint64_t)(end - p)) return -1;
+    val->p = p;
+    p += n;
+    break;
+  default: return -1;
+  }
+  *fnum = (uint32_t)(tag >> 3);
+  val->n = (uint32_t)n;
+  val->set = 1;
+  *pp = p;
+  return 0;
+}
+
+typedef struct wact {
+  wspan task, msg, id, mtask, text, reasoning;
+} wact;
+
+/* 1 when buf is client_actions of append_to_message_content actions whose messages (if
+ * any) hold agent_output; their strings in acts. 0 for any other event. */
+static int wire_shape(const uint8_t *p, const uint8_t *end, wact *acts, size_t *nacts) {
+  const wire_ids *w = &wids;
+  uint32_t f, last = 0;
+  wspan v, sub = {0};
+  while (p < end) {
+    if (wire_next(&p, end, &f, &v) || f >= 64) return 0;
+    if (w->ev_oneof >> f & 1) last = f, sub = v;
+  }
+  if (last != w->ev_actions) return 0;
+  *nacts = 0;
+  for (p = sub.p, end = sub.p + sub.n; p < end;) {
+    if (wire_next(&p, end, &f, &v)) return 0;
+    if (f != w->ca_actions) continue;
+    if (*nacts == WIRE_MAX_ACTIONS) return 0;
+    wact *a = &acts[(*nacts)++];
+    memset(a, 0, sizeof *a);
+    wspan x, ap = {0}, ao = {0};
+    last = 0;
+    for (const uint8_t *q = v.p, *qe = v.p + v.n; q < qe;) {
+      if (wire_next(&q, qe, &f, &x) || f >= 64) return 0;
+      if (w->act_oneof >> f & 1) last = f, ap = x;
+    }
+    if (last != w->act_append) return 0;
+    for (const uint8_t *q = ap.p, *qe = ap.p + ap.n; q < qe;) {
+      if (wire_next(&q, qe, &f, &x)) return 0;
+      if (f == w->ap_task) a->task = x;
+      if (f == w->ap_msg) a->msg = x; /* validation refuses a second one */
+    }
+    if (!a->msg.set) continue;
+    last = 0;
+    for (const uint8_t *q = a->msg.p, *qe = a->msg.p + a->msg.n; q < qe;) {
+      if (wire_next(&q, qe, &f, &x) || f >= 64) return 0;
+      if (f == w->m_id) a->id = x;
+      if (f == w->m_task) a->mtask = x;
+      if (w->m_oneof >> f & 1) last = f, ao = x;
+    }
+    if (last != w->m_ao) return 0;
+    for (const uint8_t *q = ao.p, *qe = ao.p + ao.n; q < qe;) {
+      if (wire_next(&q, qe, &f, &x)) return 0;
+      if (f == w->ao_text) a->text = x;
+      if (f == w->ao_reasoning) a->reasoning = x;
+    }
+  }
+  return 1;
+}
+
+/* A NUL-terminated copy in s->wire (room reserved beforehand), or protobuf-c's default
+ * "" for an absent field. */
+static char *wire_str(w2a_events *s, const wspan *v) {
+  if (!v->set) return (char *)protobuf_c_empty_string;
+  char *d = s->wire.data + s->wire.len;
+  memcpy(d, v->p, v->n);
+  d[v->n] = 0;
+  s->wire.len += v->n + 1;
+  return d;
+}
+
+static int feed_shape(w2a_events *s, const wact *acts, size_t nacts, w2a_ev_fn cb, void *ud,
+                      w2a_err *err) {
+  static const Warp__MultiAgent__V1__ClientAction act0 = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
+  static const Warp__MultiAgent__V1__ClientAction__AppendToMessageContent ap0 =
+      WARP__MULTI_AGENT__V1__CLIENT_ACTION__APPEND_TO_MESSAGE_CONTENT__INIT;
+  static const Msg msg0 = WARP__MULTI_AGENT__V1__MESSAGE__INIT;
+  static const Warp__MultiAgent__V1__Message__AgentOutput ao0 =
+      WARP__MULTI_AGENT__V1__MESSAGE__AGENT_OUTPUT__INIT;
+  Warp__MultiAgent__V1__ResponseEvent ev = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__INIT;
+  Warp__MultiAgent__V1__ResponseEvent__ClientActions ca =
+      WARP__MULTI_AGENT__V1__RESPONSE_EVENT__CLIENT_ACTIONS__INIT;
+  Warp__MultiAgent__V1__ClientAction act[WIRE_MAX_ACTIONS], *pact[WIRE_MAX_ACTIONS];
+  Warp__MultiAgent__V1__ClientAction__AppendToMessageContent ap[WIRE_MAX_ACTIONS];
+  Msg msg[WIRE_MAX_ACTIONS];
+  Warp__MultiAgent__V1__Message__AgentOutput ao[WIRE_MAX_ACTIONS];
+  for (size_t i = 0; i < nacts; i++) {
+    act[i] = act0, ap[i] = ap0;
+    act[i].action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_APPEND_TO_MESSAGE_CONTENT;
+    act[i].append_to_message_content = &ap[i];
+    ap[i].task_id = wire_str(s, &acts[i].task);
+    if (acts[i].msg.set) {
+      msg[i] = msg0, ao[i] = ao0;
+      msg[i].id = wire_str(s, &acts[i].id);
+      msg[i].task_id = wire_str(s, &acts[i].mtask);
+      msg[i].message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_AGENT_OUTPUT;
+      msg[i].agent_output = &ao[i];
+      ao[i].text = wire_str(s, &acts[i].text);
+      ao[i].reasoning = wire_str(s, &acts[i].reasoning);
+      ap[i].message = &msg[i];
+    }
+    pact[i] = &act[i];
+  }
+  ca.n_actions = nacts;
+  ca.actions = pact;
+  ev.type_case = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__TYPE_CLIENT_ACTIONS;
+  ev.client_actions = &ca;
+  return w2a_events_feed(s, &ev, cb, ud, err);
+}
+
+int w2a_events_feed_wire(w2a_events *s, const uint8_t *buf, size_t len, ProtobufCAllocator *a,
+                         w2a_ev_fn cb, void *ud, int *undecodable, w2a_err *err) {
+  const ProtobufCMessageDescriptor *d = &warp__multi_agent__v1__response_event__descriptor;
+  const uint8_t *b = buf ? buf : (const uint8_t *)"";
+  wact acts[WIRE_MAX_ACTIONS];
+  size_t nacts = 0;
+  *undecodable = 0;
+  pthread_once(&wids_once, wids_build);
+  if (wids.ok && wire_shape(b, b + len, acts, &nacts)) {
+    /* The shape is read first (cheap, bounds-checked), the whole event validated second:
+     * nothing is interpreted before both passed. */
+    if (w2a_pbjson_validate(d, buf, len, err)) {
+      *undecodable = 1;
+      return W2A_EINVAL;
+    }
+    size_t room = 0;
+    for (size_t i = 0; i < nacts; i++)
+      room += (size_t)acts[i].task.n + acts[i].id.n + acts[i].mtask.n + acts[i].text.n +
+              acts[i].reasoning.n + 5;
+    w2a_buf_reset(&s->wire);
+    if (!w2a_buf_reserve(&s->wire, room)) return feed_shape(s, acts, nacts, cb, ud, err);
+  }
+  ProtobufCMessage *m = w2a_pbjson_unpack_with(d, buf, len, a, err);
+  if (!m) {
+    *undecodable = 1;
+    return W2A_EINVAL;
+  }
+  int rc = w2a_events_feed(s, (const Warp__MultiAgent__V1__ResponseEvent *)m, cb, ud, err);
+  protobuf_c_message_free_unpacked(m, a);
   return rc;
 }

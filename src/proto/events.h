@@ -103,6 +103,7 @@ typedef struct w2a_events {
   char *conversation_id, *request_id; /* from init, NULL before */
   w2a_buf text, reasoning;            /* accumulated when o.accumulate_max */
   w2a_buf scratch;                    /* tool-call argument JSON */
+  w2a_buf wire;                       /* w2a_events_feed_wire: its strings, NUL-terminated */
   uint64_t events;                    /* ResponseEvents fed */
   uint64_t after_finish;              /* ... of which arrived after `finished` */
   size_t tool_calls;
@@ -117,6 +118,19 @@ void w2a_events_init(w2a_events *s, const w2a_events_opts *o);
 void w2a_events_free(w2a_events *s);
 int w2a_events_feed(w2a_events *s, const Warp__MultiAgent__V1__ResponseEvent *ev, w2a_ev_fn cb,
                     void *ud, w2a_err *err);
+
+/* Feed one serialized ResponseEvent as it came off the wire. The same as
+ *   m = w2a_pbjson_unpack_with(&warp__multi_agent__v1__response_event__descriptor,
+ *                              buf, len, a, err);
+ *   rc = w2a_events_feed(s, m, cb, ud, err); protobuf_c_message_free_unpacked(m, a);
+ * (validation first included), but the event that makes up nearly all of a long answer,
+ * client_actions of append_to_message_content with agent_output text or reasoning, is
+ * read from the wire once validated, without unpacking. Bytes that are not a valid
+ * ResponseEvent: *undecodable = 1, W2A_EINVAL, w2a_pbjson_unpack's error text in err.
+ * Otherwise *undecodable = 0 and the result is w2a_events_feed's. a is only used for
+ * the events it unpacks (NULL: malloc); they are freed before it returns. */
+int w2a_events_feed_wire(w2a_events *s, const uint8_t *buf, size_t len, ProtobufCAllocator *a,
+                         w2a_ev_fn cb, void *ud, int *undecodable, w2a_err *err);
 
 /* Names for logs and the CLI: "init", "client_actions", "finished", "unknown"; and a
  * ClientAction's member name ("add_messages_to_task", ...; "unknown" when unset). */
