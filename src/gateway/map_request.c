@@ -258,6 +258,26 @@ static int content(mr *m, json_object *c, const char *path, Ctx **ctx, int image
   return 0;
 }
 
+/* "messages[i]" + field into p (cut at n like snprintf): the JSON path named by errors
+ * about message i, built for every message, so without a printf per message. */
+static void msg_path(char *p, size_t n, size_t i, const char *field) {
+  char num[24], *d = num + sizeof num;
+  size_t k = 0;
+  const char *parts[3];
+  *--d = 0;
+  do {
+    *--d = (char)('0' + i % 10);
+    i /= 10;
+  } while (i);
+  parts[0] = "messages[", parts[1] = d, parts[2] = "]";
+  for (int j = 0; j < 4; j++) {
+    const char *s = j < 3 ? parts[j] : field;
+    while (*s && k + 1 < n)
+      p[k++] = *s++;
+  }
+  if (n) p[k] = 0;
+}
+
 /* ---- ids ------------------------------------------------------------------------- */
 
 /* A version-4 UUID for task, message and tool-call ids. w2a_uuid4 costs a getrandom(2)
@@ -568,7 +588,7 @@ static int system_prompt(mr *m, const w2a_gw_chat *c, w2a_buf *out) {
   for (i = 0; i < n; i++) {
     json_object *msg = json_object_array_get_idx(c->messages, i);
     if (!role_is_system(jstr(msg, "role"))) continue;
-    snprintf(p, sizeof p, "messages[%zu].content", i);
+    msg_path(p, sizeof p, i, ".content");
     if ((rc = content(m, jget(msg, "content"), p, NULL, 0))) return rc;
     if (out->len && w2a_buf_puts(out, "\n\n")) return W2A_ENOMEM;
     if (w2a_buf_append(out, m->text.data, m->text.len)) return W2A_ENOMEM;
@@ -641,7 +661,7 @@ int w2a_gw_chat_parse(json_object *root, w2a_gw_chat *c, w2a_gw_error *e) {
   for (i = 0; i < n; i++) {
     json_object *msg = json_object_array_get_idx(c->messages, i);
     const char *role = jstr(msg, "role");
-    snprintf(p, sizeof p, "messages[%zu].role", i);
+    msg_path(p, sizeof p, i, ".role");
     if (!role) return w2a_gw_errorf(e, W2A_GWE_BAD_REQUEST, p, "%s is missing or not a string", p);
     if (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool") &&
         !role_is_system(role))
@@ -770,7 +790,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
     goto out;
   }
   if (!strcmp(last_role, "assistant")) {
-    snprintf(p, sizeof p, "messages[%zu].role", last);
+    msg_path(p, sizeof p, last, ".role");
     rc = w2a_gw_errorf(e, W2A_GWE_BAD_REQUEST, p,
                        "the last message must be a user or tool message (Warp cannot "
                        "continue an assistant message)");
@@ -797,7 +817,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
   for (i = 0; i < first_input; i++) {
     json_object *msg = json_object_array_get_idx(c->messages, i);
     const char *role = jstr(msg, "role");
-    snprintf(p, sizeof p, "messages[%zu]", i);
+    msg_path(p, sizeof p, i, "");
     if (role_is_system(role)) continue;
     if (!task->n_messages) {
       /* Warp's own task opens with a server tool call; mirror it (spec §2.3). */
@@ -860,7 +880,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
     Ctx *img_ctx = ctx;
     if (!u || !q) goto out;
     warp__multi_agent__v1__request__input__user_query__init(q);
-    snprintf(p, sizeof p, "messages[%zu].content", last);
+    msg_path(p, sizeof p, last, ".content");
     if ((rc = content(&m, jget(msg, "content"), p, &img_ctx, 1))) goto out;
     rc = W2A_ENOMEM;
     count_text(&m, m.text.data, m.text.len);
@@ -880,7 +900,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
     for (i = first_input; i <= last; i++) {
       json_object *msg = json_object_array_get_idx(c->messages, i);
       if (role_is_system(jstr(msg, "role"))) continue;
-      snprintf(p, sizeof p, "messages[%zu]", i);
+      msg_path(p, sizeof p, i, "");
       if ((rc = input_tool(&m, ui, msg, p))) goto out;
       rc = W2A_ENOMEM;
     }

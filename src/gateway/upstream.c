@@ -474,7 +474,15 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
     w2a_gw_up_ident_init(&own, cfg);
     id = &own;
   }
-  snprintf(h_auth, sizeof h_auth, "authorization: Bearer %s", id_token);
+  {
+    /* what snprintf("authorization: Bearer %s") made, cut at the buffer, without vfprintf */
+    static const char pre[] = "authorization: Bearer ";
+    size_t tl = strlen(id_token);
+    if (tl > sizeof h_auth - sizeof pre) tl = sizeof h_auth - sizeof pre;
+    memcpy(h_auth, pre, sizeof pre - 1);
+    memcpy(h_auth + sizeof pre - 1, id_token, tl);
+    h_auth[sizeof pre - 1 + tl] = 0;
+  }
   headers[h++] = h_auth;
   headers[h++] = "content-type: application/x-protobuf";
   headers[h++] = "accept: text/event-stream";
