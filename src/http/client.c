@@ -42,6 +42,9 @@
  * keeps both. Bounded, so a burst leaves at most this many behind. */
 #define SPARE_EASY_MAX 64
 
+/* Distinct URLs kept parsed; a client talks to a handful (Warp's API, its token service). */
+#define URL_CACHE_MAX 4
+
 typedef struct sockctx sockctx;
 struct sockctx {
   uv_poll_t poll;
@@ -59,6 +62,10 @@ struct w2a_http_client {
   char *proxy, *ca_file;
   int insecure;
   int no_env_proxy; /* no proxy variable in the environment at start (see client_new) */
+  struct {          /* parsed URLs handed to curl as CURLOPT_CURLU (see url_handle) */
+    char *url;
+    CURLU *h;
+  } urls[URL_CACHE_MAX];
   uint64_t connect_timeout_ms;
   w2a_http_call *calls; /* live calls */
   w2a_http_call *deferred;
@@ -152,6 +159,10 @@ static void client_maybe_finish(w2a_http_client *cl) {
   free(cl->proxy);
   free(cl->ca_file);
   free(cl->parked);
+  for (int i = 0; i < URL_CACHE_MAX; i++) {
+    curl_url_cleanup(cl->urls[i].h);
+    free(cl->urls[i].url);
+  }
   free(cl);
   if (done) done(ud);
 }
@@ -164,6 +175,27 @@ static void defer(w2a_http_call *c) {
     cl->deferred = c;
   }
   if (!uv_is_closing((uv_handle_t *)&cl->idle)) uv_idle_start(&cl->idle, on_idle);
+}
+
+/* The URL parsed once (curl_url_set with CURLOPT_URL's flags) instead of per transfer;
+ * NULL when the cache is full or the URL does not parse (CURLOPT_URL then reports it).
+ * Handles live as long as the client, so one is never freed under a transfer. */
+static CURLU *url_handle(w2a_http_client *cl, const char *url) {
+  int i;
+  for (i = 0; i < URL_CACHE_MAX && cl->urls[i].url; i++)
+    if (!strcmp(cl->urls[i].url, url)) return cl->urls[i].h;
+  if (i == URL_CACHE_MAX) return NULL;
+  CURLU *h = curl_url();
+  char *s = strdup(url);
+  if (!h || !s ||
+      curl_url_set(h, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME)) {
+    curl_url_cleanup(h);
+    free(s);
+    return NULL;
+  }
+  cl->urls[i].url = s;
+  cl->urls[i].h = h;
+  return h;
 }
 
 static CURL *easy_get(w2a_http_client *cl) {
@@ -597,7 +629,11 @@ w2a_http_call *w2a_http_client_start(w2a_http_client *cl, const w2a_http_request
   CURL *e = easy_get(cl);
   if (!e) goto fail;
   c->easy = e;
-  curl_easy_setopt(e, CURLOPT_URL, rq->url);
+  CURLU *uh = url_handle(cl, rq->url);
+  if (uh)
+    curl_easy_setopt(e, CURLOPT_CURLU, uh);
+  else
+    curl_easy_setopt(e, CURLOPT_URL, rq->url);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
