@@ -222,7 +222,7 @@ static void call_free(w2a_http_call *c) {
     easy_put(cl, c->easy, c->done_ok && !c->cancelled && !c->paused);
     c->easy = NULL;
   }
-  curl_slist_free_all(c->hdrs);
+  free(c->hdrs); /* one block (w2a_http_client_start) */
   c->hdrs = NULL;
   if (c->on_deferred) { /* unlink from the deferred list */
     for (w2a_http_call **pp = &cl->deferred; *pp; pp = &(*pp)->dnext)
@@ -677,19 +677,36 @@ w2a_http_call *w2a_http_client_start(w2a_http_client *cl, const w2a_http_request
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   else if (strcmp(method, rq->body ? "POST" : "GET"))
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  /* The header list in one allocation: nodes, then the lines they point to. curl only
+   * reads a CURLOPT_HTTPHEADER list (struct curl_slist is public), and curl_slist_append
+   * would cost two allocations per line plus a walk to the tail each time. */
+  size_t nh = 0, bytes = 0;
   int has_expect = 0;
   for (const char *const *h = rq->headers; h && *h; h++) {
-    struct curl_slist *l = curl_slist_append(c->hdrs, *h);
-    if (!l) goto fail;
-    c->hdrs = l;
+    nh++;
+    bytes += strlen(*h) + 1;
     if (!strncasecmp(*h, "expect:", 7)) has_expect = 1;
   }
   if (!has_expect && rq->body) { /* no 1 s wait for a 100 that many servers never send */
-    struct curl_slist *l = curl_slist_append(c->hdrs, "Expect:");
-    if (!l) goto fail;
-    c->hdrs = l;
+    nh++;
+    bytes += sizeof "Expect:";
   }
-  if (c->hdrs) curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+  if (nh) {
+    struct curl_slist *l = malloc(nh * sizeof *l + bytes);
+    char *d = (char *)(l + nh);
+    size_t i = 0;
+    if (!l) goto fail;
+    for (const char *const *h = rq->headers; h && *h; h++, i++) {
+      size_t n = strlen(*h) + 1;
+      l[i].data = memcpy(d, *h, n);
+      d += n;
+    }
+    if (i < nh) l[i++].data = memcpy(d, "Expect:", sizeof "Expect:");
+    for (i = 0; i < nh; i++)
+      l[i].next = i + 1 < nh ? &l[i + 1] : NULL;
+    c->hdrs = l;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+  }
   uv_timer_init(cl->loop, &c->tmo);
   c->tmo.data = c;
   cl->nhandles++;
@@ -709,7 +726,7 @@ w2a_http_call *w2a_http_client_start(w2a_http_client *cl, const w2a_http_request
   return c;
 fail:
   if (c->easy) curl_easy_cleanup(c->easy);
-  curl_slist_free_all(c->hdrs);
+  free(c->hdrs);
   free(c);
   return NULL;
 }
