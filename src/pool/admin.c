@@ -534,8 +534,53 @@ static void job_free(job *j) {
   admin_maybe_finish_stop(a);
 }
 
+/* LEASES=memory: the store's rows do not show request leases (they live in the pool's
+ * ledger, on this thread); add them to what the worker built. */
+static void memory_account(w2a_admin *a, json_object *o) {
+  json_object *id, *al, *cap, *sel;
+  if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "id", &id) ||
+      !json_object_object_get_ex(o, "active_leases", &al))
+    return;
+  int m = w2a_pool_memory_leases(a->pool, json_object_get_int64(id));
+  if (m < 0) return;
+  int64_t total = json_object_get_int64(al) + m;
+  put_int(o, "active_leases", total);
+  put_int(o, "memory_leases", m);
+  if (m && json_object_object_get_ex(o, "cap", &cap) && total >= json_object_get_int64(cap) &&
+      json_object_object_get_ex(o, "selectable", &sel) && json_object_get_boolean(sel)) {
+    char why[96];
+    snprintf(why, sizeof why, "leased to its cap (%lld of %lld, %d by requests in flight)",
+             (long long)total, (long long)json_object_get_int64(cap), m);
+    put_bool(o, "selectable", 0);
+    put_str(o, "not_selectable_reason", why);
+  }
+}
+
+static void memory_figures(w2a_admin *a, json_object *out) {
+  json_object *x, *ps;
+  int64_t leases, leased, usable;
+  w2a_pool_memory_figures(a->pool, &leases, &leased, &usable);
+  if (leases < 0 || !out || !json_object_is_type(out, json_type_object)) return;
+  memory_account(a, out);
+  if (json_object_object_get_ex(out, "account", &x)) memory_account(a, x);
+  if (json_object_object_get_ex(out, "accounts", &x) && json_object_is_type(x, json_type_array))
+    for (size_t i = 0; i < json_object_array_length(x); i++)
+      memory_account(a, json_object_array_get_idx(x, i));
+  if (json_object_object_get_ex(out, "pool_stats", &ps)) { /* GET /api/accounts/status */
+    json_object *al;
+    int64_t rows =
+        json_object_object_get_ex(out, "active_leases", &al) ? json_object_get_int64(al) : 0;
+    put_int(out, "active_leases", rows + leases);
+    put_int(ps, "leased_accounts", leased);
+    put_int(ps, "usable", usable);
+    json_object_object_add(out, "health",
+                           json_object_new_string(w2a_admin_health(usable, a->cfg->pool_min_size)));
+  }
+}
+
 static void reply(job *j) {
   w2a_http_req *r = j->req;
+  memory_figures(j->a, j->out);
   const char *extra = j->extra[0] ? j->extra : NULL;
   if (!j->out && !j->raw) {
     respond_error(r, j->status >= 400 ? j->status : 500, extra, "%s",

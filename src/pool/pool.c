@@ -313,6 +313,21 @@ void w2a_pool_submit(w2a_pool *p, w2a_pool_work_fn work, void (*done)(void *ud),
   submit(p, &u->j, user_work, user_done);
 }
 
+int w2a_pool_memory_leases(const w2a_pool *p, int64_t account_id) {
+  if (!p->mem) return -1;
+  w2a_ledger_acct *e = w2a_ledger_find((w2a_ledger *)&p->ledger, account_id);
+  return e ? e->mem : 0;
+}
+
+void w2a_pool_memory_figures(const w2a_pool *p, int64_t *leases, int64_t *leased_accounts,
+                             int64_t *usable) {
+  *leases = *leased_accounts = *usable = -1;
+  if (!p->mem || !p->ledger.loaded) return;
+  *leases = p->ledger.mem_total;
+  *leased_accounts = w2a_ledger_leased_accounts(&p->ledger);
+  *usable = w2a_ledger_usable(&p->ledger, w2a_now_ms());
+}
+
 const w2a_config *w2a_pool_config(const w2a_pool *p) { return p->cfg; }
 const w2a_store_stats *w2a_pool_cached_counts(const w2a_pool *p) { return &p->counts; }
 int w2a_pool_usable_count(const w2a_pool *p) { return (int)p->counts.usable; }

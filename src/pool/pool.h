@@ -156,6 +156,14 @@ void w2a_pool_refresh_account(w2a_pool *p, int64_t account_id, int force, w2a_po
 /* Poll GetRequestLimitInfo for one account now (import, admin button). */
 void w2a_pool_poll_quota(w2a_pool *p, int64_t account_id, w2a_pool_done_fn cb, void *ud);
 
+/* LEASES=memory (loop thread): in-memory leases on one account, -1 when request leases
+ * live in the database (then the store's figures are whole). */
+int w2a_pool_memory_leases(const w2a_pool *p, int64_t account_id);
+/* Figures the store cannot know in memory mode: leases out (all accounts), accounts with a
+ * lease, accounts that could be leased now. -1s with leases in the database. */
+void w2a_pool_memory_figures(const w2a_pool *p, int64_t *leases, int64_t *leased_accounts,
+                             int64_t *usable);
+
 /* Counts from the last background/explicit refresh of the cache (loop thread). */
 const w2a_store_stats *w2a_pool_cached_counts(const w2a_pool *p);
 const w2a_config *w2a_pool_config(const w2a_pool *p);

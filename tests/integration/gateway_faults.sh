@@ -174,6 +174,21 @@ curl -sN "$G/v1/chat/completions" -d '{"stream":true,"messages":[{"role":"user",
 check "upstream cut after content → error chunk + [DONE], not a silent end" \
   test "$(grep -c '"error"' "$TMP/s"):$(tail -c 14 "$TMP/s" | tr -d '\n')" = "1:data: [DONE]"
 check "… and no finish_reason stop was claimed" bash -c "! grep -q '\"finish_reason\":\"stop\"' '$TMP/s'"
+# serve keeps request leases in memory (LEASES=auto): the admin API still counts them
+fw_reset
+curl -sN "$G/v1/chat/completions" -d '{"stream":true,"messages":[{"role":"user","content":"[[fw:text chunks=8 size=4 pace_ms=100]] hi"}]}' >/dev/null &
+cl=$!
+sleep 0.4
+st=$(admin /api/accounts/status)
+check "a request's in-memory lease shows in /api/accounts/status ($(jq -c '{active_leases, leased: .pool_stats.leased_accounts}' <<<"$st"))" \
+  test "$(jq '[.active_leases, .pool_stats.leased_accounts] | join(",")' -r <<<"$st")" = "1,1"
+held=$(admin /api/accounts | jq -c '[.accounts[] | select(.memory_leases == 1)][0] | {email, selectable, not_selectable_reason}')
+check "… and on its account, which is not selectable at cap 1 ($held)" \
+  test "$(jq -r '[.selectable, (.not_selectable_reason | test("leased to its cap"))] | join(",")' <<<"$held")" = "false,true"
+wait $cl
+check "… and is gone when the request ends" test "$(admin /api/accounts/status | jq .active_leases)" = 0
+grep -q "request leases in memory" "$GW_LOG"
+check "… (serve logged that its request leases live in memory)" test $? -eq 0
 fw_reset
 ab0=$(curl -s "$FW/_fakewarp/stats" | jq .abandoned)
 curl -sN --max-time 1 "$G/v1/chat/completions" -d '{"stream":true,"messages":[{"role":"user","content":"[[fw:text chunks=100 size=4 pace_ms=100]] hi"}]}' >/dev/null 2>&1
