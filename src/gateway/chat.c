@@ -20,6 +20,7 @@
  * keep-alive interval passes with nothing to send. Until then every failure is still an
  * HTTP status (429, 503, 502, 504 …); afterwards it becomes an error chunk + [DONE]. */
 #include <json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,6 @@ struct w2a_gw_chatreq {
   w2a_gw_resp resp;
   w2a_buf out;
   w2a_lease *lease;
-  int64_t tried[MAX_TRIED];
   size_t ntried;
   int attempts, refreshed;
   w2a_gw_upstream *up;
@@ -57,7 +57,9 @@ struct w2a_gw_chatreq {
   int have_last;
   w2a_gw_up_result last;
   int status; /* for the access log */
-  char cors[1024];
+  /* Not zeroed at allocation (see w2a_gw_chat_handle): written before they are read. */
+  int64_t tried[MAX_TRIED]; /* the first ntried */
+  char cors[1024];          /* set by w2a_gw_cors_headers at once */
 };
 
 static void start_attempt(w2a_gw_chatreq *ch);
@@ -385,6 +387,8 @@ static void on_up_end(void *ud, const w2a_gw_up_result *r) {
     w2a_gw_resp_usage(&ch->resp, &p, &c, &est);
     extra = est ? "X-Warp2api-Usage: estimated\r\n" : "X-Warp2api-Usage: reported\r\n";
     w2a_buf_reset(&ch->out);
+    /* Room for a short answer at once, not 64-byte doublings (a failure shows below). */
+    w2a_buf_reserve(&ch->out, 1024);
     if (w2a_gw_resp_completion(&ch->resp, &ch->out)) {
       w2a_gw_error e;
       w2a_gw_errorf(&e, W2A_GWE_INTERNAL, NULL, "out of memory building the response");
@@ -479,7 +483,7 @@ static void acquire(w2a_gw_chatreq *ch) {
 
 void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r) {
   const w2a_config *cfg = g->cfg;
-  w2a_gw_chatreq *ch = calloc(1, sizeof *ch);
+  w2a_gw_chatreq *ch = malloc(sizeof *ch);
   w2a_gw_error e;
   json_tokener *tok;
   w2a_gw_map_opts mo = {0};
@@ -490,6 +494,8 @@ void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r) {
     w2a_gw_request_done(g);
     return;
   }
+  /* Everything up to the two arrays at the end (1.5 KB of the object) starts zeroed. */
+  memset(ch, 0, offsetof(w2a_gw_chatreq, tried));
   ch->g = g;
   ch->req = r;
   ch->start_ms = ch->last_write_ms = uv_now(g->loop);
