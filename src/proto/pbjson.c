@@ -3087,9 +3087,24 @@ static int u_sub(ustate *u, const dinfo *sd, void *slot, const uint8_t *p, const
 }
 
 /* A string or bytes value into dst (a char * or a ProtobufCBinaryData). */
+/* 1 when the 8..64 bytes at p are all ASCII and none is NUL, read as overlapping 8-byte
+ * words (ids and short fragments, the strings of the hot path, in a few loads); 0 means
+ * "not known", and utf8_check decides. */
+static inline int ascii_words(const uint8_t *p, size_t len) {
+  if (len < 8 || len > 64) return 0;
+  uint64_t acc = 0, w;
+  for (size_t i = 0; i + 8 < len; i += 8) {
+    memcpy(&w, p + i, 8);
+    acc |= (w - 0x0101010101010101ull) | w;
+  }
+  memcpy(&w, p + len - 8, 8);
+  acc |= (w - 0x0101010101010101ull) | w;
+  return !(acc & 0x8080808080808080ull);
+}
+
 static inline int u_blob(ustate *u, uint8_t type, const uint8_t *p, size_t len, void *dst) {
   if (type == PROTOBUF_C_TYPE_STRING) {
-    if (utf8_check(p, len, 1) < len) return -1;
+    if (!ascii_words(p, len) && utf8_check(p, len, 1) < len) return -1;
     char *s = u_alloc(u, len + 1);
     if (!s) return -1;
     memcpy(s, p, len);
