@@ -279,7 +279,7 @@ void w2a_fake_auth_client_login(w2a_fake *f, w2a_http_req *r) {
     return;
   }
   char hdr[128], id[37];
-  w2a_uuid4(id);
+  w2a_fake_uuid4(id);
   snprintf(hdr, sizeof hdr, "set-cookie: rl_anonymous_id=%s; Domain=warp.dev; Path=/\r\n", id);
   w2a_http_respond(r, 204, NULL, hdr, "", 0);
 }

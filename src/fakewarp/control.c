@@ -95,14 +95,14 @@ static json_object *stats_json(w2a_fake *f) {
 static json_object *requests_json(w2a_fake *f, const char *email) {
   if (email && *email) {
     w2a_fake_account *a = w2a_fake_account_by_email(&f->st, email);
-    return a ? json_object_get(a->log) : json_object_new_array();
+    return a ? w2a_fake_log_json(&a->log, a->email) : json_object_new_array();
   }
   json_object *o = json_object_new_object();
   json_object *acc = json_object_new_object();
   for (w2a_fake_account *a = f->st.accounts; a; a = a->next)
-    json_object_object_add(acc, a->email, json_object_get(a->log));
+    json_object_object_add(acc, a->email, w2a_fake_log_json(&a->log, a->email));
   json_object_object_add(o, "accounts", acc);
-  json_object_object_add(o, "unknown", json_object_get(f->st.unknown_log));
+  json_object_object_add(o, "unknown", w2a_fake_log_json(&f->st.unknown_log, NULL));
   return o;
 }
 

@@ -9,6 +9,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "fakewarp/scenario.h"
+#include "fakewarp/state.h"
 #include "proto/sse.h"
 #include "proto/structjson.h"
 
@@ -95,8 +96,8 @@ int w2a_fake_ev_init(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
 
 int w2a_fake_ev_create_task(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
   char mid[37], cid[37];
-  w2a_uuid4(mid);
-  w2a_uuid4(cid);
+  w2a_fake_uuid4(mid);
+  w2a_fake_uuid4(cid);
   Warp__MultiAgent__V1__Message__ToolCall__Server srv =
       WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__SERVER__INIT;
   srv.payload = "IgA="; /* field 4, empty: what the real server sends */
@@ -125,7 +126,7 @@ int w2a_fake_ev_create_task(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
 
 int w2a_fake_ev_server_event(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
   char mid[37], sd[96];
-  w2a_uuid4(mid);
+  w2a_fake_uuid4(mid);
   smd(sd, sizeof sd, NULL, ids);
   Warp__MultiAgent__V1__Message__ServerEvent se =
       WARP__MULTI_AGENT__V1__MESSAGE__SERVER_EVENT__INIT;
@@ -227,7 +228,7 @@ int w2a_fake_ev_agent(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char
   int rc;
   if (first) {
     char sd[128], su[37];
-    w2a_uuid4(su);
+    w2a_fake_uuid4(su);
     smd(sd, sizeof sd, su, ids);
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     stamp(&m, msg_id, ids, &ts);
@@ -276,7 +277,7 @@ int w2a_fake_ev_tool_call(w2a_buf *out, int pad, const w2a_fake_ids *ids, const 
   tc.tool_case = WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__TOOL_CALL_MCP_TOOL;
   tc.call_mcp_tool = &mcp;
   char sd[128], su[37];
-  w2a_uuid4(su);
+  w2a_fake_uuid4(su);
   smd(sd, sizeof sd, su, ids);
   Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
   Message m = WARP__MULTI_AGENT__V1__MESSAGE__INIT;

@@ -12,6 +12,15 @@
 #include "common/util.h"
 
 #define MAX_TOKEN_BYTES 4096
+#define TOKEN_CACHE 64 /* verified tokens remembered, direct-mapped by signature */
+
+/* A token whose signature and payload were checked: what its payload says. */
+struct w2a_fake_tok {
+  char *tok; /* the whole token; NULL: empty slot */
+  size_t len;
+  char uid[64];
+  int64_t exp;
+};
 
 void w2a_fake_state_init(w2a_fake_state *st) {
   memset(st, 0, sizeof *st);
@@ -22,7 +31,6 @@ void w2a_fake_state_init(w2a_fake_state *st) {
   w2a_random(st->key, sizeof st->key);
   st->abandoned_log = json_object_new_array();
   st->mailbox = json_object_new_array();
-  st->unknown_log = json_object_new_array();
 }
 
 static void account_free(w2a_fake_account *a) {
@@ -31,7 +39,7 @@ static void account_free(w2a_fake_account *a) {
   free(a->refresh_token);
   free(a->scenario);
   free(a->once);
-  json_object_put(a->log);
+  w2a_fake_log_free(&a->log);
   free(a);
 }
 
@@ -51,18 +59,20 @@ void w2a_fake_state_reset(w2a_fake_state *st) {
   /* streams_open is live state, not history: open streams still close later. */
   json_object_put(st->abandoned_log);
   json_object_put(st->mailbox);
-  json_object_put(st->unknown_log);
+  w2a_fake_log_free(&st->unknown_log);
   st->abandoned_log = json_object_new_array();
   st->mailbox = json_object_new_array();
-  st->unknown_log = json_object_new_array();
 }
 
 void w2a_fake_state_free(w2a_fake_state *st) {
   w2a_fake_state_reset(st);
+  for (int i = 0; st->tokens && i < TOKEN_CACHE; i++)
+    free(st->tokens[i].tok);
+  free(st->tokens);
+  st->tokens = NULL;
   json_object_put(st->abandoned_log);
   json_object_put(st->mailbox);
-  json_object_put(st->unknown_log);
-  st->abandoned_log = st->mailbox = st->unknown_log = NULL;
+  st->abandoned_log = st->mailbox = NULL;
 }
 
 /* Firebase uids are 28 alphanumerics; derive one from the email so tests can predict it
@@ -74,6 +84,29 @@ static void uid_for(const char *email, char out[29]) {
   for (int i = 0; i < 28; i++)
     out[i] = al[h[i] % 62];
   out[28] = 0;
+}
+
+void w2a_fake_uuid4(char out[37]) {
+  static unsigned char pool[4096];
+  static size_t left;
+  static const char hex[] = "0123456789abcdef";
+  if (left < 16) {
+    w2a_random(pool, sizeof pool);
+    left = sizeof pool;
+  }
+  unsigned char b[16];
+  memcpy(b, pool + sizeof pool - left, 16);
+  memset(pool + sizeof pool - left, 0, 16); /* an id handed out is not kept */
+  left -= 16;
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  size_t o = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+    out[o++] = hex[b[i] >> 4];
+    out[o++] = hex[b[i] & 15];
+  }
+  out[o] = 0;
 }
 
 char *w2a_fake_refresh_token_new(void) {
@@ -105,8 +138,7 @@ int w2a_fake_account_add(w2a_fake_state *st, const w2a_fake_account_spec *sp,
     fresh = 1;
     char uid[29];
     uid_for(sp->email, uid);
-    if (set_str(&a->email, sp->email) || set_str(&a->local_id, uid) || set_str(&a->scenario, "") ||
-        !(a->log = json_object_new_array())) {
+    if (set_str(&a->email, sp->email) || set_str(&a->local_id, uid) || set_str(&a->scenario, "")) {
       account_free(a);
       return w2a_errf(err, W2A_ENOMEM, "out of memory");
     }
@@ -177,11 +209,8 @@ int w2a_fake_account_quota_ok(w2a_fake_state *st, w2a_fake_account *a, uint64_t 
   return a->unlimited || a->used < a->quota_limit;
 }
 
-void w2a_fake_account_log(w2a_fake_state *st, w2a_fake_account *a, json_object *entry) {
-  json_object *arr = a ? a->log : st->unknown_log;
-  json_object_array_add(arr, entry);
-  size_t n = json_object_array_length(arr);
-  if (st->log_cap && n > st->log_cap) json_object_array_del_idx(arr, 0, n - st->log_cap);
+void w2a_fake_account_log(w2a_fake_state *st, w2a_fake_account *a, const w2a_fake_log_rec *rec) {
+  w2a_fake_log_add(a ? &a->log : &st->unknown_log, st->log_cap, rec);
 }
 
 json_object *w2a_fake_account_json(const w2a_fake_account *a) {
@@ -244,6 +273,24 @@ char *w2a_fake_token_mint(w2a_fake_state *st, const w2a_fake_account *a, int64_t
   return tok;
 }
 
+/* Slot of a token by its signature (the part after the last '.'). */
+static size_t tok_slot(const char *sig, size_t n) {
+  uint64_t h = 1469598103934665603u;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)sig[i]) * 1099511628211u;
+  return (size_t)(h % TOKEN_CACHE);
+}
+
+/* The account and expiry of a token known to be ours. */
+static int tok_result(w2a_fake_state *st, const char *uid, int64_t e, w2a_fake_account **out,
+                      int64_t *exp_out) {
+  w2a_fake_account *a = w2a_fake_account_by_uid(st, uid);
+  if (exp_out) *exp_out = e;
+  if (!a) return W2A_EAUTH;
+  *out = a;
+  return (int64_t)(w2a_now_ms() / 1000u) >= e ? W2A_ESTATE : 0;
+}
+
 int w2a_fake_token_check(w2a_fake_state *st, const char *tok, w2a_fake_account **out,
                          int64_t *exp_out) {
   size_t n = strlen(tok);
@@ -251,13 +298,17 @@ int w2a_fake_token_check(w2a_fake_state *st, const char *tok, w2a_fake_account *
   const char *d1 = strchr(tok, '.');
   const char *d2 = d1 ? strrchr(tok, '.') : NULL;
   if (!d1 || d2 == d1) return W2A_EAUTH;
+  size_t sl = n - (size_t)(d2 + 1 - tok);
+  if (sl > 60) return W2A_EAUTH;
+  size_t slot = tok_slot(d2 + 1, sl);
+  struct w2a_fake_tok *c = st->tokens ? &st->tokens[slot] : NULL;
+  if (c && c->tok && c->len == n && !memcmp(c->tok, tok, n))
+    return tok_result(st, c->uid, c->exp, out, exp_out);
   unsigned char mac[32], got[64];
   unsigned int ml = 0;
   HMAC(EVP_sha256(), st->key, sizeof st->key, (const unsigned char *)tok, (size_t)(d2 - tok), mac,
        &ml);
   size_t bad;
-  size_t sl = n - (size_t)(d2 + 1 - tok);
-  if (sl > 60) return W2A_EAUTH;
   long gl = w2a_b64_decode(d2 + 1, sl, got, &bad);
   if (gl < 0 || !w2a_ct_equal(mac, ml, got, (size_t)gl)) return W2A_EAUTH;
   size_t pl = (size_t)(d2 - d1 - 1);
@@ -273,12 +324,19 @@ int w2a_fake_token_check(w2a_fake_state *st, const char *tok, w2a_fake_account *
   json_object *uid, *exp;
   if (j && json_object_object_get_ex(j, "user_id", &uid) &&
       json_object_object_get_ex(j, "exp", &exp)) {
-    w2a_fake_account *a = w2a_fake_account_by_uid(st, json_object_get_string(uid));
+    const char *u = json_object_get_string(uid);
     int64_t e = json_object_get_int64(exp);
-    if (exp_out) *exp_out = e;
-    if (a) {
-      *out = a;
-      rc = (int64_t)(w2a_now_ms() / 1000u) >= e ? W2A_ESTATE : 0;
+    rc = tok_result(st, u, e, out, exp_out);
+    if (!st->tokens) st->tokens = calloc(TOKEN_CACHE, sizeof *st->tokens);
+    char *copy = st->tokens && strlen(u) < sizeof c->uid ? malloc(n + 1) : NULL;
+    if (copy) {
+      c = &st->tokens[slot];
+      free(c->tok);
+      memcpy(copy, tok, n + 1);
+      c->tok = copy;
+      c->len = n;
+      strcpy(c->uid, u);
+      c->exp = e;
     }
   }
   json_object_put(j);

@@ -7,7 +7,6 @@
 
 #include "common/b64.h"
 #include "common/log.h"
-#include "proto/pbjson.h"
 #include "common/util.h"
 #include "fakewarp/catalog.h"
 #include "fakewarp/events.h"
@@ -465,47 +464,16 @@ static void on_drain(w2a_http_req *r, void *ud) {
 
 static void log_request(w2a_fake *f, w2a_fake_account *a, w2a_http_req *r,
                         const w2a_fake_request *rq, const char *request_id, int status,
-                        const char *outcome, const w2a_fake_scenario *sc) {
-  json_object *e = json_object_new_object();
-  json_object_object_add(e, "at_ms", json_object_new_uint64(w2a_now_ms()));
-  json_object_object_add(e, "email", a ? json_object_new_string(a->email) : NULL);
-  json_object_object_add(e, "request_id", request_id ? json_object_new_string(request_id) : NULL);
-  json_object_object_add(e, "status", json_object_new_int(status));
-  json_object_object_add(e, "outcome", json_object_new_string(outcome));
-  if (sc && sc->warn[0]) json_object_object_add(e, "warnings", json_object_new_string(sc->warn));
-  json_object *h = json_object_new_object();
-  for (size_t i = 0; i < r->nheaders; i++) {
-    const char *n = r->headers[i].name;
-    if (!strcmp(n, "authorization")) continue; /* never keep credentials */
-    json_object_object_add(h, n, json_object_new_string(r->headers[i].value));
-  }
-  json_object_object_add(e, "headers", h);
-  json_object_object_add(e, "body_bytes", json_object_new_uint64(r->body_len));
-  if (rq) {
-    json_object_object_add(e, "summary", w2a_fake_summary(rq));
-    /* The whole Request in proto3 JSON (field names as in the .proto). */
-    w2a_buf jb;
-    w2a_buf_init(&jb, 32u << 20);
-    w2a_err err = {0};
-    if (!w2a_pbjson_msg_to_json(&rq->base, NULL, &jb, &err) && jb.data)
-      json_object_object_add(e, "request", json_tokener_parse(jb.data));
-    else
-      json_object_object_add(e, "request_error", json_object_new_string(err.msg));
-    w2a_buf_free(&jb);
-  }
-  /* The raw body too, so a test can decode it with protoc itself. */
-  size_t bl = w2a_b64_enc_len(r->body_len);
-  char *b64 = malloc(bl + 1);
-  if (b64) {
-    w2a_b64_encode(r->body, r->body_len, b64, 0, 1);
-    json_object_object_add(e, "body_b64", json_object_new_string(b64));
-    free(b64);
-  }
-  w2a_fake_account_log(&f->st, a, e);
-}
-
-static void reply_quota(w2a_http_req *r, int variant) {
-  w2a_fake_reply_error(r, 429, variant == 2 ? "No AI requests remaining" : "No remaining quota");
+                        const char *outcome, const w2a_fake_scenario *sc, int hidden) {
+  w2a_fake_log_rec rec = {.at_ms = w2a_now_ms(),
+                          .request_id = request_id,
+                          .status = status,
+                          .outcome = outcome,
+                          .warnings = sc ? sc->warn : NULL,
+                          .req = r,
+                          .decoded = rq != NULL,
+                          .hidden = hidden};
+  w2a_fake_account_log(&f->st, a, &rec);
 }
 
 static void build_answer(w2a_fake_stream *s, const char *query_clean) {
@@ -545,7 +513,7 @@ static void build_answer(w2a_fake_stream *s, const char *query_clean) {
         tool_plan *p = &s->tools[s->ntools++];
         p->name = strdup(t->name);
         p->args = sc->tool_args[0] ? strdup(sc->tool_args) : args_for_schema(t->input_schema);
-        w2a_uuid4(p->msg_id);
+        w2a_fake_uuid4(p->msg_id);
         snprintf(p->call_id, sizeof p->call_id, "toolu_%.30s", p->msg_id);
       }
     }
@@ -609,13 +577,13 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
     char msg[96];
     snprintf(msg, sizeof msg, "ID token has expired at: %lld", (long long)exp);
     st->unauthorized++;
-    log_request(f, a, r, NULL, NULL, 401, "expired_token", NULL);
+    log_request(f, a, r, NULL, NULL, 401, "expired_token", NULL, 0);
     w2a_fake_reply_error(r, 401, msg);
     return;
   }
   if (rc) {
     st->unauthorized++;
-    log_request(f, NULL, r, NULL, NULL, 401, "unknown_token", NULL);
+    log_request(f, NULL, r, NULL, NULL, 401, "unknown_token", NULL, 0);
     w2a_fake_reply_error(r, 401, "Unauthorized");
     return;
   }
@@ -624,7 +592,7 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   w2a_fake_request *rq = (w2a_fake_request *)w2a_pbjson_unpack(
       &warp__multi_agent__v1__request__descriptor, (const uint8_t *)r->body, r->body_len, NULL);
   if (!rq) {
-    log_request(f, a, r, NULL, NULL, 400, "undecodable", NULL);
+    log_request(f, a, r, NULL, NULL, 400, "undecodable", NULL, 0);
     w2a_fake_reply_error(r, 400, "Invalid request: failed to decode request body");
     return;
   }
@@ -645,58 +613,67 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   }
   if (uq) w2a_fake_scenario_apply(&sc, uq->query);
 
+  /* A refusal (or an empty 200): decided here, logged, then answered. */
   int status = 0;
-  const char *outcome = NULL;
+  enum { R_ERROR, R_TEXT, R_EMPTY } how = R_ERROR;
+  const char *outcome = NULL, *text = NULL;
+  char msg[256];
   if (sc.invalid || (!uq && !tr)) {
     status = 400;
     outcome = "invalid";
-    w2a_fake_reply_error(
-        r, 400, "Invalid request: Expected user query or tool call result as input; got <nil>");
+    text = "Invalid request: Expected user query or tool call result as input; got <nil>";
   } else if (a->blocked || sc.blocked) {
     status = 403;
     outcome = "blocked";
-    w2a_fake_reply_error(
-        r, 403,
-        sc.blocked == 2
-            ? "Your account has been blocked from using AI features. If you think this is in "
-              "error, please contact appeals@warp.dev. Otherwise, please upgrade to a paid plan "
-              "at https://app.warp.dev/upgrade."
-            : "Your account has been blocked from using AI features. If you think this is in "
-              "error, please contact appeals@warp.dev.");
+    text = sc.blocked == 2
+               ? "Your account has been blocked from using AI features. If you think this is in "
+                 "error, please contact appeals@warp.dev. Otherwise, please upgrade to a paid plan "
+                 "at https://app.warp.dev/upgrade."
+               : "Your account has been blocked from using AI features. If you think this is in "
+                 "error, please contact appeals@warp.dev.";
   } else if (sc.quota) {
     status = 429;
     outcome = "quota";
-    reply_quota(r, sc.quota);
+    text = sc.quota == 2 ? "No AI requests remaining" : "No remaining quota";
   } else if (!w2a_fake_account_quota_ok(st, a, w2a_now_ms()) && !a->quota_in_stream) {
     status = 429;
     outcome = "quota_exhausted";
-    reply_quota(r, 1);
+    text = "No remaining quota";
   } else if (sc.model_denied) {
-    char msg[256];
     const char *m =
         rq->settings && rq->settings->model_config ? rq->settings->model_config->base : "";
     snprintf(msg, sizeof msg, "The requested base model %s is not allowed for your account", m);
     status = 400;
     outcome = "model_denied";
-    w2a_fake_reply_error(r, 400, msg);
+    text = msg;
   } else if (sc.http_status) {
     status = sc.http_status;
     outcome = "status";
-    if (sc.http_body[0])
-      w2a_fake_reply_text(r, status, "text/plain; charset=utf-8", sc.http_body);
-    else
-      w2a_fake_reply_error(r, status,
-                           status >= 500 ? "Something went wrong with this conversation"
-                                         : w2a_http_status_text(status));
+    if (sc.http_body[0]) {
+      how = R_TEXT;
+      text = sc.http_body;
+    } else {
+      text = status >= 500 ? "Something went wrong with this conversation"
+                           : w2a_http_status_text(status);
+    }
   } else if (sc.empty) {
     status = 200;
     outcome = "empty";
+    how = R_EMPTY;
     a->served++;
     a->used++;
-    w2a_fake_reply_text(r, 200, "text/event-stream;charset=utf-8", "");
   }
   if (status) {
-    log_request(f, a, r, rq, NULL, status, outcome, &sc);
+    /* These entries have always been written after the answer, when the server had
+     * already let go of the request: the log shows no headers and an empty body, only
+     * the decoded request. Kept as it was (hidden = 1). */
+    log_request(f, a, r, rq, NULL, status, outcome, &sc, 1);
+    if (how == R_TEXT)
+      w2a_fake_reply_text(r, status, "text/plain; charset=utf-8", text);
+    else if (how == R_EMPTY)
+      w2a_fake_reply_text(r, 200, "text/event-stream;charset=utf-8", "");
+    else
+      w2a_fake_reply_error(r, status, text);
     warp__multi_agent__v1__request__free_unpacked(rq, NULL);
     return;
   }
@@ -735,8 +712,8 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   if (conv && *conv && strlen(conv) < sizeof s->ids.conversation_id)
     snprintf(s->ids.conversation_id, sizeof s->ids.conversation_id, "%s", conv);
   else
-    w2a_uuid4(s->ids.conversation_id);
-  w2a_uuid4(s->ids.request_id);
+    w2a_fake_uuid4(s->ids.conversation_id);
+  w2a_fake_uuid4(s->ids.request_id);
   const char *task = NULL;
   if (rq->task_context) {
     if (rq->task_context->active_task_id && *rq->task_context->active_task_id)
@@ -747,15 +724,15 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   if (task && strlen(task) < sizeof s->ids.task_id) {
     snprintf(s->ids.task_id, sizeof s->ids.task_id, "%s", task);
   } else {
-    w2a_uuid4(s->ids.task_id);
+    w2a_fake_uuid4(s->ids.task_id);
     s->new_task = 1;
   }
   uint64_t ns = w2a_now_ms() * 1000000u;
   s->ids.ts_s = (int64_t)(ns / 1000000000u);
   s->ids.ts_ns = (int32_t)(ns % 1000000000u);
-  w2a_uuid4(s->user_msg_id);
-  w2a_uuid4(s->answer_msg_id);
-  w2a_uuid4(s->reason_msg_id);
+  w2a_fake_uuid4(s->user_msg_id);
+  w2a_fake_uuid4(s->answer_msg_id);
+  w2a_fake_uuid4(s->reason_msg_id);
   s->has_echo = 1;
 
   char *clean = malloc(QUERY_MAX);
@@ -774,7 +751,7 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   int before_answer = 1 + (has_phase(s, PH_CREATE) ? 1 : 0) + 1 + 2 * s->has_echo + 1 + s->reason_n;
   s->stall_after = sc.stall_after >= 0 ? sc.stall_after : before_answer + 1;
 
-  log_request(f, a, r, rq, s->ids.request_id, 200, s->minimal ? "quota_stream" : "stream", &sc);
+  log_request(f, a, r, rq, s->ids.request_id, 200, s->minimal ? "quota_stream" : "stream", &sc, 0);
   w2a_http_req_on_abort(r, on_abort, s);
   w2a_http_req_on_drain(r, on_drain, s);
   if (sc.head_ms > 0) {
