@@ -18,9 +18,10 @@
  *   CURL_WRITEFUNC_PAUSE. curl will deliver those same bytes again on unpause, but our
  *   contract says they were consumed, so `skip` counts the bytes to drop from the front
  *   of the re-delivery.
- * - A socket's uv_poll is stopped and closed synchronously on CURL_POLL_REMOVE (before
- *   curl closes the fd), so a new socket that reuses the fd number never shares epoll
- *   state with the old handle.
+ * - A socket's uv_poll is stopped and closed synchronously when curl closes the socket
+ *   (close_cb, before the close), so a new socket that reuses the fd number never shares
+ *   epoll state with the old handle. Between transfers a cached connection's poll stays
+ *   parked (see park()).
  * Ownership: the client owns its calls (a list); a call is freed after on_done returns,
  * or at cancel; its per-call timer (idle / first-byte / total timeouts) is freed in its
  * close callback; the client is freed when every handle it opened is closed. */
@@ -50,6 +51,8 @@ struct sockctx {
   uv_poll_t poll;
   curl_socket_t fd;
   int parked; /* curl is done with the socket for now (it sits in its cache) */
+  int events; /* UV_READABLE|UV_WRITABLE the poll is started with; 0: stopped */
+  int conn;   /* a connection socket: curl closes it through close_cb */
   w2a_http_client *cl;
   sockctx *prev, *next;
 };
@@ -73,6 +76,8 @@ struct w2a_http_client {
   sockctx **parked; /* by fd: stopped polls of sockets still open, reused when curl
                        watches that socket again */
   size_t nparked;
+  unsigned char *connfd; /* by fd: 1 while the fd is a connection socket curl opened */
+  size_t nconnfd;
   size_t ncalls;
   int nhandles; /* open uv handles: timer, idle, polls, call timers */
   int cb_depth; /* > 0 while inside libcurl */
@@ -117,6 +122,7 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 /* ---------------------------------------------------------------- handle bookkeeping */
 
 static void on_sock_closed(uv_handle_t *h);
+static void sock_watch(sockctx *sc, int ev);
 
 static void on_handle_closed(uv_handle_t *h) {
   w2a_http_client *cl = h->data;
@@ -159,6 +165,7 @@ static void client_maybe_finish(w2a_http_client *cl) {
   free(cl->proxy);
   free(cl->ca_file);
   free(cl->parked);
+  free(cl->connfd);
   for (int i = 0; i < URL_CACHE_MAX; i++) {
     curl_url_cleanup(cl->urls[i].h);
     free(cl->urls[i].url);
@@ -248,6 +255,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   sockctx *sc = h->data;
   w2a_http_client *cl = sc->cl;
   int flags = 0;
+  if (sc->parked) { /* an idle cached connection: closed by the peer, most likely */
+    sock_watch(sc, 0);
+    return;
+  }
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
@@ -258,12 +269,28 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   client_check_multi(cl);
 }
 
+/* Start, restart or stop a socket's poll only when the events change: every
+ * uv_poll_start costs an epoll_ctl DEL (libuv invalidates the fd first) and an ADD at the
+ * next poll, even when the events are the ones already watched. */
+static void sock_watch(sockctx *sc, int ev) {
+  if (ev == sc->events) return;
+  if (ev)
+    uv_poll_start(&sc->poll, ev, on_poll);
+  else
+    uv_poll_stop(&sc->poll);
+  sc->events = ev;
+}
+
 /* A socket curl stops watching (CURL_POLL_REMOVE: the transfer is over and the connection
- * goes to curl's cache) keeps its stopped uv_poll, parked by fd, until curl closes the
- * socket (close_cb); the next transfer on that connection restarts it. That saves, per
- * reused connection, uv_poll_init's probe (epoll ADD + DEL), the close's second DEL and
- * an allocation. A stopped poll holds no epoll state, so even a parked poll whose fd
- * number came back for another socket would be restarted correctly. */
+ * goes to curl's cache) keeps its uv_poll, parked by fd, until curl closes the socket
+ * (close_cb); the next transfer on that connection takes it back. A connection socket's
+ * poll even stays started with its events: nothing arrives on an idle connection, and if
+ * the peer closes it or sends something unasked, on_poll stops the poll then. So reusing
+ * a connection costs no epoll_ctl at all (it was three: the stop's DEL, the restart's DEL
+ * and ADD). That is safe only because such a socket is closed through close_cb, which
+ * closes the poll first, so its fd number cannot come back under a live poll; any other
+ * socket curl watches (the threaded resolver's socketpair, closed without close_cb) is
+ * stopped at once, and a stopped poll holds no epoll state. */
 static int park(w2a_http_client *cl, sockctx *sc) {
   if (sc->fd < 0) return -1;
   if ((size_t)sc->fd >= cl->nparked) {
@@ -277,15 +304,34 @@ static int park(w2a_http_client *cl, sockctx *sc) {
     cl->nparked = n;
   }
   if (cl->parked[sc->fd]) sock_close(cl->parked[sc->fd]); /* not expected: fd reused */
-  uv_poll_stop(&sc->poll);
+  if (!sc->conn) sock_watch(sc, 0);
   sc->parked = 1;
   cl->parked[sc->fd] = sc;
   return 0;
 }
 
+/* CURLOPT_SOCKOPTFUNCTION: called for every connection socket curl creates. */
+static int sockopt_cb(void *userp, curl_socket_t s, curlsocktype purpose) {
+  w2a_http_client *cl = userp;
+  if (purpose != CURLSOCKTYPE_IPCXN || s < 0) return CURL_SOCKOPT_OK;
+  if ((size_t)s >= cl->nconnfd) {
+    size_t n = cl->nconnfd ? cl->nconnfd : 64;
+    while (n <= (size_t)s)
+      n *= 2;
+    unsigned char *p = realloc(cl->connfd, n);
+    if (!p) return CURL_SOCKOPT_OK; /* not marked: parked the safe way */
+    memset(p + cl->nconnfd, 0, n - cl->nconnfd);
+    cl->connfd = p;
+    cl->nconnfd = n;
+  }
+  cl->connfd[s] = 1;
+  return CURL_SOCKOPT_OK;
+}
+
 static int close_cb(void *userp, curl_socket_t s) {
   w2a_http_client *cl = userp;
   if (s >= 0 && (size_t)s < cl->nparked && cl->parked[s]) sock_close(cl->parked[s]);
+  if (s >= 0 && (size_t)s < cl->nconnfd) cl->connfd[s] = 0;
   return close(s);
 }
 
@@ -309,6 +355,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
     if (!sc) return -1;
     sc->fd = s;
     sc->cl = cl;
+    sc->conn = s >= 0 && (size_t)s < cl->nconnfd && cl->connfd[s];
     if (uv_poll_init_socket(cl->loop, &sc->poll, s) < 0) {
       free(sc);
       return -1;
@@ -323,7 +370,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
   int ev = 0;
   if (what & CURL_POLL_IN) ev |= UV_READABLE;
   if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
-  uv_poll_start(&sc->poll, ev, on_poll);
+  sock_watch(sc, ev);
   return 0;
 }
 
@@ -652,6 +699,8 @@ w2a_http_call *w2a_http_client_start(w2a_http_client *cl, const w2a_http_request
   curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, cl);
+  curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
+  curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, cl);
   if (cl->proxy) {
     curl_easy_setopt(e, CURLOPT_PROXY, cl->proxy);
   } else if (cl->no_env_proxy) {

@@ -531,6 +531,45 @@ static void test_reuse(void) {
   T_EQ_STR(g_r2.body, g_peer1);
 }
 
+/* The server drops the kept connection while it sits in curl's cache: its parked poll
+ * (still started, see park() in client.c) sees the EOF and stops, and the next call opens
+ * a new connection (another peer port) and succeeds. */
+static uv_timer_t g_drop_t;
+static char g_drop_url[128];
+static void drop_second(uv_timer_t *t) {
+  w2a_http_request rq = {.url = g_drop_url};
+  T_EQ_INT(w2a_http_fetch(g_cli, &rq, 100, f_done, &g_r2), 0);
+  uv_close((uv_handle_t *)t, NULL);
+}
+static void drop_conns(uv_timer_t *t) {
+  w2a_http_server_close_all(g_srv);
+  uv_timer_start(t, drop_second, 50, 0); /* the EOF reaches the parked poll meanwhile */
+}
+static void f_first_then_drop(int code, int status, const char *body, size_t len,
+                              const char *errmsg, void *ud) {
+  T_EQ_INT(code, 0);
+  snprintf(g_peer1, sizeof g_peer1, "%.*s", (int)len, body);
+  g_pending++; /* the second call, started from the timer */
+  uv_timer_init(&g_loop, &g_drop_t);
+  uv_timer_start(&g_drop_t, drop_conns, 20, 0);
+  finish_one();
+}
+
+static void test_reuse_after_peer_close(void) {
+  setup(NULL);
+  memset(&g_r2, 0, sizeof g_r2);
+  snprintf(g_drop_url, sizeof g_drop_url, "%s/peer", g_base);
+  w2a_http_request rq = {.url = g_drop_url};
+  g_pending++;
+  T_EQ_INT(w2a_http_fetch(g_cli, &rq, 100, f_first_then_drop, NULL), 0);
+  run_and_teardown();
+  T_EQ_INT(g_r2.called, 1);
+  T_EQ_INT(g_r2.code, 0);
+  T_EQ_INT(g_r2.status, 200);
+  T_CHECK(strstr(g_r2.body, "127.0.0.1:") == g_r2.body);
+  T_CHECK(strcmp(g_r2.body, g_peer1) != 0); /* a new connection */
+}
+
 static void test_close_with_active_calls(void) {
   setup(NULL);
   rec a;
@@ -618,6 +657,7 @@ int main(void) {
   T_RUN(test_timeouts);
   T_RUN(test_fetch);
   T_RUN(test_reuse);
+  T_RUN(test_reuse_after_peer_close);
   T_RUN(test_close_with_active_calls);
   T_RUN(test_proxy);
   T_RUN(test_many_concurrent);
