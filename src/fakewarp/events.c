@@ -13,131 +13,233 @@
 #include "proto/sse.h"
 #include "proto/structjson.h"
 
-typedef Warp__MultiAgent__V1__ResponseEvent Event;
-typedef Warp__MultiAgent__V1__ClientAction Action;
-typedef Warp__MultiAgent__V1__Message Message;
+/* ---- framing -------------------------------------------------------------------- */
 
-/* Pack ev and frame it. Small events are packed on the stack. */
-static int emit(w2a_buf *out, int pad, const ProtobufCMessage *m) {
+/* Base64url digits two at a time (one 12-bit lookup per pair), built on first use. */
+static const char *b64_pairs(void) {
+  static char t[4096 * 2];
+  static int ready;
+  static const char d[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  if (!ready) {
+    for (int i = 0; i < 4096; i++) {
+      t[2 * i] = d[i >> 6];
+      t[2 * i + 1] = d[i & 63];
+    }
+    ready = 1;
+  }
+  return t;
+}
+
+/* Exactly w2a_sse_write_event: "event:data\ndata:" base64url(p) "\n\n", '=' padding when
+ * pad is set, out NUL-terminated. */
+static int frame(w2a_buf *out, const uint8_t *p, size_t n, int pad) {
+  static const char head[] = "event:data\ndata:";
+  const size_t hl = sizeof head - 1;
+  if (n > (SIZE_MAX - hl - 2) / 4 * 3 - 3) return W2A_ETOOBIG;
+  int rc = w2a_buf_reserve(out, hl + w2a_b64_enc_len(n) + 2);
+  if (rc) return rc;
+  const char *t = b64_pairs();
+  char *o = out->data + out->len;
+  memcpy(o, head, hl);
+  o += hl;
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+    memcpy(o, t + 2 * (v >> 12), 2);
+    memcpy(o + 2, t + 2 * (v & 4095), 2);
+    o += 4;
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)p[i] << 4;
+    memcpy(o, t + 2 * v, 2);
+    o += 2;
+    if (pad) {
+      memcpy(o, "==", 2);
+      o += 2;
+    }
+  } else if (n - i == 2) {
+    uint32_t v = ((uint32_t)p[i] << 8 | p[i + 1]) << 2;
+    memcpy(o, t + 2 * (v >> 6), 2);
+    o[2] = t[2 * (v & 63) + 1];
+    o += 3;
+    if (pad) *o++ = '=';
+  }
+  *o++ = '\n';
+  *o++ = '\n';
+  *o = 0;
+  out->len = (size_t)(o - out->data);
+  return 0;
+}
+
+/* ---- a protobuf writer that works backwards -----------------------------------------
+ *
+ * Events are encoded by hand, with the bytes protobuf-c gives the same messages: fields
+ * in field-number order; a singular proto3 string or number only when it is not empty
+ * or zero; a set oneof member always (a string member unless NULL, a message member
+ * unless NULL); a message field whenever it is set, even when empty. Writing from the
+ * end of the buffer towards its start makes every length known when its prefix is
+ * written, so nothing is sized twice. Parts that come from the request (InputContext,
+ * tool results, tool-call arguments) are packed by protobuf-c in place. */
+
+typedef struct rw {
+  uint8_t *b;
+  size_t pos; /* the encoded message is b[pos, cap) */
+} rw;
+
+static void r_put(rw *w, const void *p, size_t n) {
+  w->pos -= n;
+  memcpy(w->b + w->pos, p, n);
+}
+static void r_vint(rw *w, uint64_t v) {
+  uint8_t t[10];
+  size_t n = 0;
+  do {
+    t[n] = (uint8_t)(v & 0x7f);
+    v >>= 7;
+    if (v) t[n] |= 0x80;
+    n++;
+  } while (v);
+  r_put(w, t, n);
+}
+static void r_tag(rw *w, unsigned field, unsigned wt) { r_vint(w, (uint64_t)field << 3 | wt); }
+/* Close the length-delimited field `field` whose contents were written since `end`. */
+static void close_at(rw *w, unsigned field, size_t end) {
+  r_vint(w, end - w->pos);
+  r_tag(w, field, 2);
+}
+static void raw_field(rw *w, unsigned field, const void *p, size_t n) {
+  r_put(w, p, n);
+  r_vint(w, n);
+  r_tag(w, field, 2);
+}
+/* A singular proto3 string: absent when empty. protobuf-c reads a char * up to its NUL. */
+static void str_field(rw *w, unsigned field, const char *s) {
+  if (s && *s) raw_field(w, field, s, strlen(s));
+}
+static void num_field(rw *w, unsigned field, uint64_t v) {
+  if (!v) return;
+  r_vint(w, v);
+  r_tag(w, field, 0);
+}
+/* A message packed by protobuf-c (n: its packed size). */
+static void pbc_field(rw *w, unsigned field, const ProtobufCMessage *m, size_t n) {
+  w->pos -= n;
+  protobuf_c_message_pack(m, w->b + w->pos);
+  r_vint(w, n);
+  r_tag(w, field, 2);
+}
+static void timestamp_field(rw *w, unsigned field, int64_t s, int32_t ns) {
+  size_t end = w->pos;
+  num_field(w, 2, (uint64_t)(int64_t)ns); /* int32: negative values sign-extend */
+  num_field(w, 1, (uint64_t)s);
+  close_at(w, field, end);
+}
+
+/* An encoding buffer: on the stack when the bound fits, else on the heap. */
+typedef struct encbuf {
   uint8_t stack[2048];
-  size_t n = protobuf_c_message_get_packed_size(m);
-  uint8_t *p = n <= sizeof stack ? stack : malloc(n);
-  if (!p) return W2A_ENOMEM;
-  protobuf_c_message_pack(m, p);
-  int rc = w2a_sse_write_event(out, p, n, pad);
-  if (p != stack) free(p);
+  uint8_t *heap;
+  size_t cap;
+} encbuf;
+
+static int enc_start(encbuf *e, rw *w, size_t bound) {
+  e->heap = NULL;
+  e->cap = sizeof e->stack;
+  if (bound > sizeof e->stack) {
+    e->heap = malloc(bound);
+    if (!e->heap) return W2A_ENOMEM;
+    e->cap = bound;
+  }
+  w->b = e->heap ? e->heap : e->stack;
+  w->pos = e->cap;
+  return 0;
+}
+
+/* Wrap the ClientAction member `field` written since `end` into ResponseEvent
+ * {client_actions{actions[0]}}, frame it, release the buffer. */
+static int finish_action(w2a_buf *out, int pad, encbuf *e, rw *w, unsigned field, size_t end) {
+  close_at(w, field, end);
+  close_at(w, 1, e->cap); /* ClientActions.actions */
+  close_at(w, 2, e->cap); /* ResponseEvent.client_actions */
+  int rc = frame(out, w->b + w->pos, e->cap - w->pos, pad);
+  free(e->heap);
   return rc;
 }
 
-/* One ClientActions event holding one action. */
-static int emit_action(w2a_buf *out, int pad, Action *a) {
-  Warp__MultiAgent__V1__ResponseEvent__ClientActions ca =
-      WARP__MULTI_AGENT__V1__RESPONSE_EVENT__CLIENT_ACTIONS__INIT;
-  Action *list[1] = {a};
-  ca.n_actions = 1;
-  ca.actions = list;
-  Event ev = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__INIT;
-  ev.type_case = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__TYPE_CLIENT_ACTIONS;
-  ev.client_actions = &ca;
-  return emit(out, pad, &ev.base);
+/* The fields every server-created message carries after its content (written first,
+ * as they come last): server_message_data (7), task_id (11), request_id (13),
+ * timestamp (14). */
+static void message_tail(rw *w, const w2a_fake_ids *ids, const char *smd_text) {
+  timestamp_field(w, 14, ids->ts_s, ids->ts_ns);
+  str_field(w, 13, ids->request_id);
+  str_field(w, 11, ids->task_id);
+  str_field(w, 7, smd_text);
 }
 
-/* server_message_data: base64url (padded, as captured) of ServerMessageData. */
-static void smd(char *out, size_t n, const char *uuid, const w2a_fake_ids *ids) {
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  ts.seconds = ids->ts_s;
-  ts.nanos = ids->ts_ns;
-  Warp__MultiAgent__V1__ServerMessageData d = WARP__MULTI_AGENT__V1__SERVER_MESSAGE_DATA__INIT;
-  if (uuid) d.uuid = (char *)uuid;
-  d.timestamp = &ts;
+/* server_message_data: base64url (padded, as captured) of ServerMessageData{uuid?,
+ * timestamp}. out holds at least 96 bytes. */
+static void smd(char *out, const char *uuid, const w2a_fake_ids *ids) {
   uint8_t raw[128];
-  size_t rl = warp__multi_agent__v1__server_message_data__pack(&d, raw);
-  if (w2a_b64_enc_len(rl) + 1 > n) {
-    out[0] = 0;
-    return;
-  }
-  w2a_b64_encode(raw, rl, out, 1, 1);
+  rw w = {raw, sizeof raw};
+  timestamp_field(&w, 3, ids->ts_s, ids->ts_ns);
+  str_field(&w, 1, uuid);
+  w2a_b64_encode(raw + w.pos, sizeof raw - w.pos, out, 1, 1);
 }
 
-/* Fill the fields every server-created message carries. ts must outlive m. */
-static void stamp(Message *m, const char *id, const w2a_fake_ids *ids,
-                  Google__Protobuf__Timestamp *ts) {
-  m->id = (char *)id;
-  m->task_id = (char *)ids->task_id;
-  m->request_id = (char *)ids->request_id;
-  ts->seconds = ids->ts_s;
-  ts->nanos = ids->ts_ns;
-  m->timestamp = ts;
-}
-
-static int emit_add(w2a_buf *out, int pad, const w2a_fake_ids *ids, Message *m) {
-  Warp__MultiAgent__V1__ClientAction__AddMessagesToTask add =
-      WARP__MULTI_AGENT__V1__CLIENT_ACTION__ADD_MESSAGES_TO_TASK__INIT;
-  Message *list[1] = {m};
-  add.task_id = (char *)ids->task_id;
-  add.n_messages = 1;
-  add.messages = list;
-  Action a = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
-  a.action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_ADD_MESSAGES_TO_TASK;
-  a.add_messages_to_task = &add;
-  return emit_action(out, pad, &a);
+/* AddMessagesToTask{task_id, messages[0]} around the message written since `end`. */
+static int finish_add(w2a_buf *out, int pad, encbuf *e, rw *w, const w2a_fake_ids *ids,
+                      size_t end) {
+  close_at(w, 2, end); /* messages */
+  size_t add_end = e->cap;
+  str_field(w, 1, ids->task_id);
+  return finish_action(out, pad, e, w, 3, add_end);
 }
 
 int w2a_fake_ev_init(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
-  Warp__MultiAgent__V1__ResponseEvent__StreamInit in =
-      WARP__MULTI_AGENT__V1__RESPONSE_EVENT__STREAM_INIT__INIT;
-  in.conversation_id = (char *)ids->conversation_id;
-  in.request_id = (char *)ids->request_id;
-  Event ev = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__INIT;
-  ev.type_case = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__TYPE_INIT;
-  ev.init = &in;
-  return emit(out, pad, &ev.base);
+  uint8_t buf[256];
+  rw w = {buf, sizeof buf};
+  str_field(&w, 2, ids->request_id);
+  str_field(&w, 1, ids->conversation_id);
+  close_at(&w, 1, sizeof buf); /* ResponseEvent.init */
+  return frame(out, buf + w.pos, sizeof buf - w.pos, pad);
 }
 
 int w2a_fake_ev_create_task(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
   char mid[37], cid[37];
   w2a_fake_uuid4(mid);
   w2a_fake_uuid4(cid);
-  Warp__MultiAgent__V1__Message__ToolCall__Server srv =
-      WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__SERVER__INIT;
-  srv.payload = "IgA="; /* field 4, empty: what the real server sends */
-  Warp__MultiAgent__V1__Message__ToolCall tc = WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__INIT;
-  tc.tool_call_id = cid;
-  tc.tool_case = WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__TOOL_SERVER;
-  tc.server = &srv;
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Message m = WARP__MULTI_AGENT__V1__MESSAGE__INIT;
-  stamp(&m, mid, ids, &ts);
-  m.message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_TOOL_CALL;
-  m.tool_call = &tc;
-  Message *msgs[1] = {&m};
-  Warp__MultiAgent__V1__Task task = WARP__MULTI_AGENT__V1__TASK__INIT;
-  task.id = (char *)ids->task_id;
-  task.n_messages = 1;
-  task.messages = msgs;
-  Warp__MultiAgent__V1__ClientAction__CreateTask ct =
-      WARP__MULTI_AGENT__V1__CLIENT_ACTION__CREATE_TASK__INIT;
-  ct.task = &task;
-  Action a = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
-  a.action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_CREATE_TASK;
-  a.create_task = &ct;
-  return emit_action(out, pad, &a);
+  encbuf e;
+  rw w;
+  int rc = enc_start(&e, &w, 1024);
+  if (rc) return rc;
+  message_tail(&w, ids, NULL);
+  size_t tc = w.pos;
+  size_t srv = w.pos;
+  str_field(&w, 1, "IgA="); /* field 4, empty: what the real server sends */
+  close_at(&w, 4, srv);     /* ToolCall.server */
+  str_field(&w, 1, cid);
+  close_at(&w, 4, tc); /* Message.tool_call */
+  str_field(&w, 1, mid);
+  close_at(&w, 5, e.cap); /* Task.messages */
+  str_field(&w, 1, ids->task_id);
+  close_at(&w, 1, e.cap); /* CreateTask.task */
+  return finish_action(out, pad, &e, &w, 1, e.cap);
 }
 
 int w2a_fake_ev_server_event(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
   char mid[37], sd[96];
   w2a_fake_uuid4(mid);
-  smd(sd, sizeof sd, NULL, ids);
-  Warp__MultiAgent__V1__Message__ServerEvent se =
-      WARP__MULTI_AGENT__V1__MESSAGE__SERVER_EVENT__INIT;
-  se.payload = "KgwKBAgCEAQKBAgDEAY="; /* opaque; the capture's value */
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Message m = WARP__MULTI_AGENT__V1__MESSAGE__INIT;
-  stamp(&m, mid, ids, &ts);
-  m.server_message_data = sd;
-  m.message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_SERVER_EVENT;
-  m.server_event = &se;
-  return emit_add(out, pad, ids, &m);
+  smd(sd, NULL, ids);
+  encbuf e;
+  rw w;
+  int rc = enc_start(&e, &w, 1024);
+  if (rc) return rc;
+  message_tail(&w, ids, sd);
+  size_t se = w.pos;
+  str_field(&w, 1, "KgwKBAgCEAQKBAgDEAY="); /* opaque; the capture's value */
+  close_at(&w, 6, se);                      /* Message.server_event */
+  str_field(&w, 1, mid);
+  return finish_add(out, pad, &e, &w, ids, e.cap);
 }
 
 int w2a_fake_ev_user_echo(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char *msg_id,
@@ -145,115 +247,95 @@ int w2a_fake_ev_user_echo(w2a_buf *out, int pad, const w2a_fake_ids *ids, const 
                           const Warp__MultiAgent__V1__Request__Input__ToolCallResult *tr,
                           const Warp__MultiAgent__V1__InputContext *ctx, int update) {
   char sd[96];
-  smd(sd, sizeof sd, NULL, ids);
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Message m = WARP__MULTI_AGENT__V1__MESSAGE__INIT;
-  stamp(&m, msg_id, ids, &ts);
-  m.server_message_data = sd;
-  /* The macro initializer trips -Wmissing-braces (a union led by a struct). */
-  Warp__MultiAgent__V1__Message__UserQuery q;
-  warp__multi_agent__v1__message__user_query__init(&q);
-  Warp__MultiAgent__V1__Message__ToolCallResult r =
-      WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL_RESULT__INIT;
-  if (uq) {
-    q.query = uq->query;
-    q.context = (Warp__MultiAgent__V1__InputContext *)ctx;
-    /* The request's fields 3/4 come back shifted by one (spec §2.3). */
-    q.attachments_bytes_presence_case =
-        WARP__MULTI_AGENT__V1__MESSAGE__USER_QUERY__ATTACHMENTS_BYTES_PRESENCE_ATTACHMENTS_BYTES;
-    q.attachments_bytes.len = 0;
-    q.attachments_bytes.data = NULL;
-    q.is_new_conversation = uq->is_new_conversation;
-    m.message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_USER_QUERY;
-    m.user_query = &q;
-  } else {
-    r.tool_call_id = tr ? tr->tool_call_id : "";
-    r.context = (Warp__MultiAgent__V1__InputContext *)ctx;
-    if (tr && tr->result_case ==
-                  WARP__MULTI_AGENT__V1__REQUEST__INPUT__TOOL_CALL_RESULT__RESULT_CALL_MCP_TOOL) {
-      r.result_case = WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL_RESULT__RESULT_CALL_MCP_TOOL;
-      r.call_mcp_tool = tr->call_mcp_tool;
-    }
-    m.message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_TOOL_CALL_RESULT;
-    m.tool_call_result = &r;
+  smd(sd, NULL, ids);
+  const ProtobufCMessage *mcp =
+      !uq && tr &&
+              tr->result_case ==
+                  WARP__MULTI_AGENT__V1__REQUEST__INPUT__TOOL_CALL_RESULT__RESULT_CALL_MCP_TOOL &&
+              tr->call_mcp_tool
+          ? &tr->call_mcp_tool->base
+          : NULL;
+  size_t ctx_n = ctx ? protobuf_c_message_get_packed_size(&ctx->base) : 0;
+  size_t mcp_n = mcp ? protobuf_c_message_get_packed_size(mcp) : 0;
+  const char *text = uq ? uq->query : tr ? tr->tool_call_id : "";
+  encbuf e;
+  rw w;
+  int rc = enc_start(&e, &w, 1024 + ctx_n + mcp_n + (text ? strlen(text) : 0));
+  if (rc) return rc;
+  size_t top = e.cap;
+  if (update) { /* UpdateTaskMessage{message = 1, mask = 2, task_id = 3} */
+    str_field(&w, 3, ids->task_id);
+    size_t mask = w.pos;
+    raw_field(&w, 1, "server_message_data", 19);
+    close_at(&w, 2, mask);
+    top = w.pos;
   }
-  if (!update) return emit_add(out, pad, ids, &m);
-  char *paths[1] = {"server_message_data"};
-  Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
-  mask.n_paths = 1;
-  mask.paths = paths;
-  Warp__MultiAgent__V1__ClientAction__UpdateTaskMessage up =
-      WARP__MULTI_AGENT__V1__CLIENT_ACTION__UPDATE_TASK_MESSAGE__INIT;
-  up.task_id = (char *)ids->task_id;
-  up.message = &m;
-  up.mask = &mask;
-  Action a = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
-  a.action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_UPDATE_TASK_MESSAGE;
-  a.update_task_message = &up;
-  return emit_action(out, pad, &a);
+  message_tail(&w, ids, sd);
+  size_t body = w.pos;
+  if (uq) {
+    num_field(&w, 5, uq->is_new_conversation ? 1 : 0);
+    /* The request's fields 3/4 come back shifted by one (spec §2.3): an empty bytes
+     * oneof member, present. */
+    raw_field(&w, 4, "", 0);
+    if (ctx) pbc_field(&w, 2, &ctx->base, ctx_n);
+    str_field(&w, 1, uq->query);
+    close_at(&w, 2, body); /* Message.user_query */
+  } else {
+    if (mcp) pbc_field(&w, 16, mcp, mcp_n);
+    if (ctx) pbc_field(&w, 11, &ctx->base, ctx_n);
+    str_field(&w, 1, tr ? tr->tool_call_id : "");
+    close_at(&w, 5, body); /* Message.tool_call_result */
+  }
+  str_field(&w, 1, msg_id);
+  if (!update) return finish_add(out, pad, &e, &w, ids, e.cap);
+  close_at(&w, 1, top); /* UpdateTaskMessage.message */
+  return finish_action(out, pad, &e, &w, 4, e.cap);
 }
 
 int w2a_fake_ev_transaction(w2a_buf *out, int pad, int begin) {
-  Warp__MultiAgent__V1__ClientAction__BeginTransaction b =
-      WARP__MULTI_AGENT__V1__CLIENT_ACTION__BEGIN_TRANSACTION__INIT;
-  Warp__MultiAgent__V1__ClientAction__CommitTransaction c =
-      WARP__MULTI_AGENT__V1__CLIENT_ACTION__COMMIT_TRANSACTION__INIT;
-  Action a = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
-  if (begin) {
-    a.action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_BEGIN_TRANSACTION;
-    a.begin_transaction = &b;
-  } else {
-    a.action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_COMMIT_TRANSACTION;
-    a.commit_transaction = &c;
-  }
-  return emit_action(out, pad, &a);
+  uint8_t buf[16];
+  rw w = {buf, sizeof buf};
+  close_at(&w, begin ? 9 : 10, sizeof buf); /* begin_transaction / commit_transaction {} */
+  close_at(&w, 1, sizeof buf);
+  close_at(&w, 2, sizeof buf);
+  return frame(out, buf + w.pos, sizeof buf - w.pos, pad);
 }
 
 int w2a_fake_ev_agent(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char *msg_id,
                       const char *text, size_t len, int reasoning, int first) {
-  char small[256];
-  char *t = len < sizeof small ? small : malloc(len + 1);
-  if (!t) return W2A_ENOMEM;
-  memcpy(t, text, len);
-  t[len] = 0;
-  Warp__MultiAgent__V1__Message__AgentOutput ao =
-      WARP__MULTI_AGENT__V1__MESSAGE__AGENT_OUTPUT__INIT;
-  if (reasoning)
-    ao.reasoning = t;
-  else
-    ao.text = t;
-  Message m = WARP__MULTI_AGENT__V1__MESSAGE__INIT;
-  m.message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_AGENT_OUTPUT;
-  m.agent_output = &ao;
-  int rc;
+  len = strnlen(text, len); /* the text went through a C string before */
+  encbuf e;
+  rw w;
+  int rc = enc_start(&e, &w, 1024 + len);
+  if (rc) return rc;
   if (first) {
     char sd[128], su[37];
     w2a_fake_uuid4(su);
-    smd(sd, sizeof sd, su, ids);
-    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    stamp(&m, msg_id, ids, &ts);
-    m.server_message_data = sd;
-    rc = emit_add(out, pad, ids, &m);
-  } else {
-    /* An append carries only the fragment: id, task_id and the changed field. */
-    m.id = (char *)msg_id;
-    m.task_id = (char *)ids->task_id;
-    char *paths[1] = {reasoning ? "agent_output.reasoning" : "agent_output.text"};
-    Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
-    mask.n_paths = 1;
-    mask.paths = paths;
-    Warp__MultiAgent__V1__ClientAction__AppendToMessageContent ap =
-        WARP__MULTI_AGENT__V1__CLIENT_ACTION__APPEND_TO_MESSAGE_CONTENT__INIT;
-    ap.task_id = (char *)ids->task_id;
-    ap.message = &m;
-    ap.mask = &mask;
-    Action a = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
-    a.action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_APPEND_TO_MESSAGE_CONTENT;
-    a.append_to_message_content = &ap;
-    rc = emit_action(out, pad, &a);
+    smd(sd, su, ids);
+    message_tail(&w, ids, sd);
+    size_t ao = w.pos;
+    if (len) raw_field(&w, reasoning ? 2 : 1, text, len);
+    close_at(&w, 3, ao); /* Message.agent_output */
+    str_field(&w, 1, msg_id);
+    return finish_add(out, pad, &e, &w, ids, e.cap);
   }
-  if (t != small) free(t);
-  return rc;
+  /* An append carries only the fragment: id, task_id and the changed field.
+   * AppendToMessageContent{message = 1, mask = 2, task_id = 3}. */
+  str_field(&w, 3, ids->task_id);
+  size_t mask = w.pos;
+  if (reasoning)
+    raw_field(&w, 1, "agent_output.reasoning", 22);
+  else
+    raw_field(&w, 1, "agent_output.text", 17);
+  close_at(&w, 2, mask);
+  size_t msg = w.pos;
+  str_field(&w, 11, ids->task_id);
+  size_t ao = w.pos;
+  if (len) raw_field(&w, reasoning ? 2 : 1, text, len);
+  close_at(&w, 3, ao);
+  str_field(&w, 1, msg_id);
+  close_at(&w, 1, msg);
+  return finish_action(out, pad, &e, &w, 5, e.cap);
 }
 
 Google__Protobuf__Struct *w2a_fake_struct_from_json(const char *json) {
@@ -268,37 +350,37 @@ int w2a_fake_ev_tool_call(w2a_buf *out, int pad, const w2a_fake_ids *ids, const 
                           const char *call_id, const char *name, const char *args_json) {
   Google__Protobuf__Struct *args = w2a_fake_struct_from_json(args_json ? args_json : "{}");
   if (!args) return W2A_EINVAL;
-  Warp__MultiAgent__V1__Message__ToolCall__CallMCPTool mcp =
-      WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__CALL_MCPTOOL__INIT;
-  mcp.name = (char *)name;
-  mcp.args = args;
-  Warp__MultiAgent__V1__Message__ToolCall tc = WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__INIT;
-  tc.tool_call_id = (char *)call_id;
-  tc.tool_case = WARP__MULTI_AGENT__V1__MESSAGE__TOOL_CALL__TOOL_CALL_MCP_TOOL;
-  tc.call_mcp_tool = &mcp;
   char sd[128], su[37];
   w2a_fake_uuid4(su);
-  smd(sd, sizeof sd, su, ids);
-  Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-  Message m = WARP__MULTI_AGENT__V1__MESSAGE__INIT;
-  stamp(&m, msg_id, ids, &ts);
-  m.server_message_data = sd;
-  m.message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_TOOL_CALL;
-  m.tool_call = &tc;
-  int rc = emit_add(out, pad, ids, &m);
+  smd(sd, su, ids);
+  size_t an = protobuf_c_message_get_packed_size(&args->base);
+  encbuf e;
+  rw w;
+  int rc = enc_start(&e, &w, 1024 + an + (name ? strlen(name) : 0) + strlen(call_id));
+  if (!rc) {
+    message_tail(&w, ids, sd);
+    size_t tc = w.pos;
+    size_t mcp = w.pos;
+    pbc_field(&w, 2, &args->base, an);
+    str_field(&w, 1, name);
+    close_at(&w, 12, mcp); /* ToolCall.call_mcp_tool */
+    str_field(&w, 1, call_id);
+    close_at(&w, 4, tc); /* Message.tool_call */
+    str_field(&w, 1, msg_id);
+    rc = finish_add(out, pad, &e, &w, ids, e.cap);
+  }
   protobuf_c_message_free_unpacked(&args->base, NULL);
   return rc;
 }
 
 int w2a_fake_ev_description(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char *desc) {
-  Warp__MultiAgent__V1__ClientAction__UpdateTaskDescription d =
-      WARP__MULTI_AGENT__V1__CLIENT_ACTION__UPDATE_TASK_DESCRIPTION__INIT;
-  d.task_id = (char *)ids->task_id;
-  d.description = (char *)desc;
-  Action a = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
-  a.action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_UPDATE_TASK_DESCRIPTION;
-  a.update_task_description = &d;
-  return emit_action(out, pad, &a);
+  encbuf e;
+  rw w;
+  int rc = enc_start(&e, &w, 512 + strlen(desc));
+  if (rc) return rc;
+  str_field(&w, 2, desc);
+  str_field(&w, 1, ids->task_id);
+  return finish_action(out, pad, &e, &w, 8, e.cap);
 }
 
 /* ---- finished, by hand ------------------------------------------------------------ */
@@ -416,5 +498,5 @@ int w2a_fake_ev_finished(w2a_buf *out, int pad, const w2a_fake_finish *fin) {
   wr ev = {b_ev, 0, sizeof b_ev, 0};
   sub(&ev, 3, &f);
   if (ev.bad) return W2A_ETOOBIG;
-  return w2a_sse_write_event(out, ev.p, ev.n, pad);
+  return frame(out, ev.p, ev.n, pad);
 }
