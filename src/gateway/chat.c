@@ -387,8 +387,9 @@ static void on_up_end(void *ud, const w2a_gw_up_result *r) {
     w2a_gw_resp_usage(&ch->resp, &p, &c, &est);
     extra = est ? "X-Warp2api-Usage: estimated\r\n" : "X-Warp2api-Usage: reported\r\n";
     w2a_buf_reset(&ch->out);
-    /* Room for a short answer at once, not 64-byte doublings (a failure shows below). */
-    w2a_buf_reserve(&ch->out, 1024);
+    /* Room for a short answer at once, not 64-byte doublings (a failure shows below);
+     * 512 bytes stays a small-bin request, which never makes glibc consolidate. */
+    w2a_buf_reserve(&ch->out, 500);
     if (w2a_gw_resp_completion(&ch->resp, &ch->out)) {
       w2a_gw_error e;
       w2a_gw_errorf(&e, W2A_GWE_INTERNAL, NULL, "out of memory building the response");

@@ -51,6 +51,10 @@ typedef Google__Protobuf__Value PbValue;
 #define SYSTEM_PROMPT_KEY "SYSTEM_PROMPT"
 #define PREAMBLE_PAYLOAD "IgA=" /* what Warp's own create_task carries (spec §2.3) */
 #define ARENA_BLOCK 16384
+/* The arena's first block lives on w2a_gw_map_request's stack: a short request fits in it,
+ * so the common case makes no 16 KB malloc/free (a large-bin request, which also makes
+ * glibc consolidate its fast bins, per completion). */
+#define STACK_BLOCK 6144
 
 /* ---- arena ---------------------------------------------------------------------- */
 
@@ -62,6 +66,7 @@ typedef struct blk {
 
 typedef struct mr {
   blk *head;
+  blk *stack_blk; /* the first block, not to be freed */
   int oom;
   int max_depth;
   w2a_gw_error *e;
@@ -94,7 +99,7 @@ static void *az(mr *m, size_t n) {
 static void arena_free(mr *m) {
   while (m->head) {
     blk *n = m->head->next;
-    free(m->head);
+    if (m->head != m->stack_blk) free(m->head);
     m->head = n;
   }
 }
@@ -755,6 +760,10 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
       WARP__MULTI_AGENT__V1__TOOL_TYPE__CALL_MCP_TOOL};
   w2a_gw_map_info dummy;
   mr m = {0};
+  union {
+    blk b;
+    unsigned char bytes[sizeof(blk) + STACK_BLOCK];
+  } first;
   w2a_buf sys;
   Req *rq;
   Warp__MultiAgent__V1__Task *task;
@@ -768,6 +777,10 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
 
   if (!info) info = &dummy;
   memset(info, 0, sizeof *info);
+  first.b.next = NULL;
+  first.b.used = 0;
+  first.b.cap = STACK_BLOCK;
+  m.head = m.stack_blk = &first.b;
   m.e = e;
   m.info = info;
   m.max_depth = o && o->max_depth > 0 ? o->max_depth : 64;
