@@ -86,11 +86,11 @@ typedef struct rw {
   size_t pos; /* the encoded message is b[pos, cap) */
 } rw;
 
-static void r_put(rw *w, const void *p, size_t n) {
+static inline void r_put(rw *w, const void *p, size_t n) {
   w->pos -= n;
   memcpy(w->b + w->pos, p, n);
 }
-static void r_vint(rw *w, uint64_t v) {
+static void r_vint_slow(rw *w, uint64_t v) {
   uint8_t t[10];
   size_t n = 0;
   do {
@@ -101,7 +101,20 @@ static void r_vint(rw *w, uint64_t v) {
   } while (v);
   r_put(w, t, n);
 }
-static void r_tag(rw *w, unsigned field, unsigned wt) { r_vint(w, (uint64_t)field << 3 | wt); }
+static inline void r_vint(rw *w, uint64_t v) {
+  if (v < 0x80) {
+    w->b[--w->pos] = (uint8_t)v;
+  } else if (v < 0x4000) {
+    w->pos -= 2;
+    w->b[w->pos] = (uint8_t)(v | 0x80);
+    w->b[w->pos + 1] = (uint8_t)(v >> 7);
+  } else {
+    r_vint_slow(w, v);
+  }
+}
+static inline void r_tag(rw *w, unsigned field, unsigned wt) {
+  r_vint(w, (uint64_t)field << 3 | wt);
+}
 /* Close the length-delimited field `field` whose contents were written since `end`. */
 static void close_at(rw *w, unsigned field, size_t end) {
   r_vint(w, end - w->pos);
@@ -242,10 +255,11 @@ int w2a_fake_ev_server_event(w2a_buf *out, int pad, const w2a_fake_ids *ids) {
   return finish_add(out, pad, &e, &w, ids, e.cap);
 }
 
-int w2a_fake_ev_user_echo(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char *msg_id,
-                          const Warp__MultiAgent__V1__Request__Input__UserQuery *uq,
-                          const Warp__MultiAgent__V1__Request__Input__ToolCallResult *tr,
-                          const Warp__MultiAgent__V1__InputContext *ctx, int update) {
+/* The echo's Message (the same in both echo events), encoded into a heap buffer. */
+static int echo_message(const w2a_fake_ids *ids, const char *msg_id,
+                        const Warp__MultiAgent__V1__Request__Input__UserQuery *uq,
+                        const Warp__MultiAgent__V1__Request__Input__ToolCallResult *tr,
+                        const Warp__MultiAgent__V1__InputContext *ctx, w2a_fake_echo *msg) {
   char sd[96];
   smd(sd, NULL, ids);
   const ProtobufCMessage *mcp =
@@ -262,14 +276,6 @@ int w2a_fake_ev_user_echo(w2a_buf *out, int pad, const w2a_fake_ids *ids, const 
   rw w;
   int rc = enc_start(&e, &w, 1024 + ctx_n + mcp_n + (text ? strlen(text) : 0));
   if (rc) return rc;
-  size_t top = e.cap;
-  if (update) { /* UpdateTaskMessage{message = 1, mask = 2, task_id = 3} */
-    str_field(&w, 3, ids->task_id);
-    size_t mask = w.pos;
-    raw_field(&w, 1, "server_message_data", 19);
-    close_at(&w, 2, mask);
-    top = w.pos;
-  }
   message_tail(&w, ids, sd);
   size_t body = w.pos;
   if (uq) {
@@ -287,9 +293,48 @@ int w2a_fake_ev_user_echo(w2a_buf *out, int pad, const w2a_fake_ids *ids, const 
     close_at(&w, 5, body); /* Message.tool_call_result */
   }
   str_field(&w, 1, msg_id);
-  if (!update) return finish_add(out, pad, &e, &w, ids, e.cap);
-  close_at(&w, 1, top); /* UpdateTaskMessage.message */
-  return finish_action(out, pad, &e, &w, 4, e.cap);
+  msg->len = e.cap - w.pos;
+  msg->bytes = malloc(msg->len ? msg->len : 1);
+  if (msg->bytes)
+    memcpy(msg->bytes, w.b + w.pos, msg->len);
+  else
+    rc = W2A_ENOMEM;
+  free(e.heap);
+  return rc;
+}
+
+int w2a_fake_ev_user_echo(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char *msg_id,
+                          const Warp__MultiAgent__V1__Request__Input__UserQuery *uq,
+                          const Warp__MultiAgent__V1__Request__Input__ToolCallResult *tr,
+                          const Warp__MultiAgent__V1__InputContext *ctx, int update,
+                          w2a_fake_echo *cache) {
+  w2a_fake_echo own = {0}, *msg = cache ? cache : &own;
+  if (!msg->bytes) {
+    int rc = echo_message(ids, msg_id, uq, tr, ctx, msg);
+    if (rc) return rc;
+  }
+  encbuf e;
+  rw w;
+  int rc = enc_start(&e, &w, 256 + msg->len);
+  if (!rc) {
+    size_t top = e.cap;
+    if (update) { /* UpdateTaskMessage{message = 1, mask = 2, task_id = 3} */
+      str_field(&w, 3, ids->task_id);
+      size_t mask = w.pos;
+      raw_field(&w, 1, "server_message_data", 19);
+      close_at(&w, 2, mask);
+      top = w.pos;
+    }
+    r_put(&w, msg->bytes, msg->len);
+    if (update) {
+      close_at(&w, 1, top); /* UpdateTaskMessage.message */
+      rc = finish_action(out, pad, &e, &w, 4, e.cap);
+    } else {
+      rc = finish_add(out, pad, &e, &w, ids, e.cap);
+    }
+  }
+  free(own.bytes);
+  return rc;
 }
 
 int w2a_fake_ev_transaction(w2a_buf *out, int pad, int begin) {

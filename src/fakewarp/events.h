@@ -1,6 +1,7 @@
-/* events.h - the ResponseEvents fakewarp streams, each built with the generated
- * protobuf-c structs, packed, and framed exactly like the real capture
- * (w2a_sse_write_event: "event:data\ndata:<base64url>\n\n").
+/* events.h - the ResponseEvents fakewarp streams, encoded by hand into the bytes
+ * protobuf-c would give the same messages (events.c says how; parts copied from the
+ * request are packed by protobuf-c itself), and framed exactly like the real capture
+ * (as w2a_sse_write_event: "event:data\ndata:<base64url>\n\n").
  *
  * Shapes follow turn1-response.sse event by event (spec §1.2, §2.3): every
  * server-created message carries task_id, request_id (field 13) and a timestamp (field
@@ -34,13 +35,22 @@ int w2a_fake_ev_init(w2a_buf *out, int pad, const w2a_fake_ids *ids);
 /* create_task with the preamble tool_call.server message. */
 int w2a_fake_ev_create_task(w2a_buf *out, int pad, const w2a_fake_ids *ids);
 int w2a_fake_ev_server_event(w2a_buf *out, int pad, const w2a_fake_ids *ids);
+/* The echoed message, encoded once for both echo events (bytes: malloc, the caller
+ * frees; {0} before the first event). */
+typedef struct w2a_fake_echo {
+  uint8_t *bytes;
+  size_t len;
+} w2a_fake_echo;
+
 /* The echo of the input: a user_query message (query + the request's InputContext), or
  * the tool_call_result (history numbering: call_mcp_tool = 16). update=1 writes the
- * update_task_message form (mask "server_message_data"). */
+ * update_task_message form (mask "server_message_data"). cache: NULL, or where the
+ * message is kept between the two calls (it must not change in between). */
 int w2a_fake_ev_user_echo(w2a_buf *out, int pad, const w2a_fake_ids *ids, const char *msg_id,
                           const Warp__MultiAgent__V1__Request__Input__UserQuery *uq,
                           const Warp__MultiAgent__V1__Request__Input__ToolCallResult *tr,
-                          const Warp__MultiAgent__V1__InputContext *ctx, int update);
+                          const Warp__MultiAgent__V1__InputContext *ctx, int update,
+                          w2a_fake_echo *cache);
 int w2a_fake_ev_transaction(w2a_buf *out, int pad, int begin);
 /* First fragment of an agent_output (add_messages_to_task) or a later one
  * (append_to_message_content, mask agent_output.text / agent_output.reasoning). */

@@ -32,6 +32,86 @@ static const char *filler_run(void) {
   return run;
 }
 
+/* ---- the decoded request's memory -------------------------------------------------
+ *
+ * A Request decodes into dozens of small allocations that all die together with the
+ * stream, so they come from a bump arena: a first block allocated with the arena, then
+ * blocks of ARENA_BLOCK bytes (or one of its own for anything bigger); freeing an
+ * allocation is a no-op and the arena goes at once. Under AddressSanitizer every
+ * allocation gets its own block, so overflows inside the request are still caught. */
+
+#define ARENA_FIRST 4096
+#define ARENA_BLOCK 16384
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_OWN_BLOCKS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_OWN_BLOCKS 1
+#endif
+#endif
+#ifndef ARENA_OWN_BLOCKS
+#define ARENA_OWN_BLOCKS 0
+#endif
+
+typedef struct arena_block {
+  struct arena_block *next;
+  _Alignas(16) unsigned char data[];
+} arena_block;
+
+typedef struct rq_arena {
+  ProtobufCAllocator a;
+  arena_block *blocks;
+  unsigned char *cur;
+  size_t left;
+  _Alignas(16) unsigned char first[ARENA_FIRST];
+} rq_arena;
+
+static void *arena_alloc(void *ud, size_t n) {
+  rq_arena *ar = ud;
+  n = (n + 15) & ~(size_t)15;
+  if (n > ar->left) {
+    size_t bs = ARENA_OWN_BLOCKS || n > ARENA_BLOCK ? n : ARENA_BLOCK;
+    arena_block *b = malloc(sizeof *b + bs);
+    if (!b) return NULL;
+    b->next = ar->blocks;
+    ar->blocks = b;
+    if (bs != ARENA_BLOCK) return b->data; /* its own block; the current one goes on */
+    ar->cur = b->data;
+    ar->left = bs;
+  }
+  void *p = ar->cur;
+  ar->cur += n;
+  ar->left -= n;
+  return p;
+}
+
+static void arena_free_one(void *ud, void *p) {
+  (void)ud;
+  (void)p;
+}
+
+static rq_arena *arena_new(void) {
+  rq_arena *ar = malloc(sizeof *ar);
+  if (!ar) return NULL;
+  ar->a.alloc = arena_alloc;
+  ar->a.free = arena_free_one;
+  ar->a.allocator_data = ar;
+  ar->blocks = NULL;
+  ar->cur = ar->first;
+  ar->left = ARENA_OWN_BLOCKS ? 0 : sizeof ar->first;
+  return ar;
+}
+
+static void arena_free(rq_arena *ar) {
+  if (!ar) return;
+  while (ar->blocks) {
+    arena_block *b = ar->blocks;
+    ar->blocks = b->next;
+    free(b);
+  }
+  free(ar);
+}
+
 enum {
   PH_HEAD = 0, /* waiting to send the response head */
   PH_INIT,
@@ -62,7 +142,9 @@ struct w2a_fake_stream {
   w2a_fake_account *acct;
   uv_timer_t timer;
   w2a_fake_scenario sc;
-  w2a_fake_request *rq;
+  w2a_fake_request *rq; /* in arena */
+  rq_arena *arena;
+  w2a_fake_echo echo; /* the echoed message, encoded once */
   w2a_fake_ids ids;
   char user_msg_id[37], answer_msg_id[37], reason_msg_id[37];
   int new_task, minimal, has_echo;
@@ -200,7 +282,8 @@ static void on_timer_closed(uv_handle_t *h) {
   free(s->text);
   free(s->reason);
   w2a_buf_free(&s->out);
-  if (s->rq) warp__multi_agent__v1__request__free_unpacked(s->rq, NULL);
+  arena_free(s->arena); /* and the request in it */
+  free(s->echo.bytes);
   free(s);
 }
 
@@ -329,7 +412,7 @@ static int emit_next(w2a_fake_stream *s) {
     return w2a_fake_ev_user_echo(&s->out, pad, ids, s->user_msg_id, w2a_fake_input_query(s->rq),
                                  w2a_fake_input_tool_result(s->rq),
                                  s->rq->input ? s->rq->input->context : NULL,
-                                 s->phase == PH_ECHO_UPDATE);
+                                 s->phase == PH_ECHO_UPDATE, &s->echo);
   case PH_BEGIN: return w2a_fake_ev_transaction(&s->out, pad, 1);
   case PH_COMMIT: return w2a_fake_ev_transaction(&s->out, pad, 0);
   case PH_REASON: {
@@ -589,9 +672,13 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   }
   a->ai_requests++;
   /* Validated first: protobuf-c 1.4.1 misbehaves on some malformed input. */
-  w2a_fake_request *rq = (w2a_fake_request *)w2a_pbjson_unpack(
-      &warp__multi_agent__v1__request__descriptor, (const uint8_t *)r->body, r->body_len, NULL);
+  rq_arena *arena = arena_new();
+  w2a_fake_request *rq = arena ? (w2a_fake_request *)w2a_pbjson_unpack_with(
+                                     &warp__multi_agent__v1__request__descriptor,
+                                     (const uint8_t *)r->body, r->body_len, &arena->a, NULL)
+                               : NULL;
   if (!rq) {
+    arena_free(arena);
     log_request(f, a, r, NULL, NULL, 400, "undecodable", NULL, 0);
     w2a_fake_reply_error(r, 400, "Invalid request: failed to decode request body");
     return;
@@ -674,7 +761,7 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
       w2a_fake_reply_text(r, 200, "text/event-stream;charset=utf-8", "");
     else
       w2a_fake_reply_error(r, status, text);
-    warp__multi_agent__v1__request__free_unpacked(rq, NULL);
+    arena_free(arena);
     return;
   }
 
@@ -682,7 +769,7 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   int quota_stream = sc.quota_stream || !w2a_fake_account_quota_ok(st, a, w2a_now_ms());
   w2a_fake_stream *s = calloc(1, sizeof *s);
   if (!s) {
-    warp__multi_agent__v1__request__free_unpacked(rq, NULL);
+    arena_free(arena);
     w2a_fake_reply_error(r, 500, "out of memory");
     return;
   }
@@ -691,6 +778,7 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   s->acct = a;
   s->sc = sc;
   s->rq = rq;
+  s->arena = arena;
   s->body_len = r->body_len;
   s->delayed_for = -1;
   s->started_ms = w2a_now_ms();
@@ -735,18 +823,25 @@ void w2a_fake_stream_handle(w2a_fake *f, w2a_http_req *r) {
   w2a_fake_uuid4(s->reason_msg_id);
   s->has_echo = 1;
 
-  char *clean = malloc(QUERY_MAX);
-  if (clean) w2a_fake_scenario_strip(uq ? uq->query : "", clean, QUERY_MAX);
+  /* The query without directives (at most QUERY_MAX - 1 bytes of it). */
+  const char *query = uq ? uq->query : "";
+  size_t qn = strlen(query) + 1;
+  if (qn > QUERY_MAX) qn = QUERY_MAX;
+  char small[512];
+  char *clean = qn <= sizeof small ? small : malloc(qn);
+  if (clean) w2a_fake_scenario_strip(query, clean, qn);
   if (!s->minimal) build_answer(s, clean ? clean : "");
   if (sc.title[0]) {
     snprintf(s->title, sizeof s->title, "%s", sc.title);
   } else if (clean && *clean) {
-    snprintf(s->title, sizeof s->title, "%s", clean);
+    size_t tl = strnlen(clean, sizeof s->title - 1); /* snprintf's truncation */
+    memcpy(s->title, clean, tl);
+    s->title[tl] = 0;
     utf8_trunc(s->title, 40);
   } else {
     snprintf(s->title, sizeof s->title, "%s", tr ? "Tool result" : "New conversation");
   }
-  free(clean);
+  if (clean != small) free(clean);
   /* Default place of a between-stall: right after the first answer event. */
   int before_answer = 1 + (has_phase(s, PH_CREATE) ? 1 : 0) + 1 + 2 * s->has_echo + 1 + s->reason_n;
   s->stall_after = sc.stall_after >= 0 ? sc.stall_after : before_answer + 1;
