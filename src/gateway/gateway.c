@@ -110,6 +110,7 @@ static void on_grace_close(uv_handle_t *h) {
     free(g->keys[i]);
   free(g->keys);
   if (g->tok) json_tokener_free(g->tok);
+  w2a_gw_chat_free_spares(g);
   free(g);
   W2A_INFO("gateway stopped");
   if (done) done(ud);

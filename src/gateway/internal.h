@@ -36,6 +36,8 @@ struct w2a_gateway {
   w2a_gw_up_drains drains;  /* upstream calls reading their body's end after `finished` */
   struct json_tokener *tok; /* request bodies' parser, reset per body (chat.c) */
   size_t nchats;
+  w2a_gw_chatreq *spare_chats; /* freed completion objects kept for the next (chat.c) */
+  size_t nspare_chats;
   size_t inflight; /* requests being handled (any route) */
   uv_timer_t grace;
   int shutting_down, srv_done, models_closed, grace_closing;
@@ -59,6 +61,8 @@ void w2a_gw_maybe_finish(w2a_gateway *g);
 
 /* chat.c: POST /v1/chat/completions. */
 void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r);
+/* Free the kept completion objects (the gateway's end). */
+void w2a_gw_chat_free_spares(w2a_gateway *g);
 
 /* models.c */
 int w2a_gw_models_new(w2a_gw_models **out, w2a_gateway *g);

@@ -14,6 +14,8 @@
  * `finished` as before. */
 #include "gateway/upstream.h"
 
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,13 +46,20 @@ typedef struct arena {
   ProtobufCAllocator pa;
   ablock *blocks; /* newest first */
   size_t total;
+  ablock *inl; /* ARENA_BLOCK bytes allocated with the attempt (see up_mem); never freed here */
 } arena;
 
 static void *arena_alloc(void *ud, size_t n) {
   arena *a = ud;
   ablock *b = a->blocks;
   n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-  if (!b || b->cap - b->used < n) {
+  if (!b && a->inl && a->inl->cap >= n) {
+    b = a->inl;
+    b->used = 0;
+    b->next = NULL;
+    a->blocks = b;
+    a->total = b->cap;
+  } else if (!b || b->cap - b->used < n) {
     size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
     if (b && b->cap * 2 > cap) cap = b->cap * 2;
     if (!(b = malloc(sizeof *b + cap))) return NULL;
@@ -70,7 +79,7 @@ static void arena_release(arena *a) {
   while (a->blocks) {
     ablock *b = a->blocks;
     a->blocks = b->next;
-    free(b);
+    if (b != a->inl) free(b);
   }
   a->total = 0;
 }
@@ -80,7 +89,8 @@ static void arena_reset(arena *a) {
   if (a->blocks && (a->blocks->next || a->total > ARENA_KEEP)) {
     size_t need = a->total;
     arena_release(a);
-    if (need <= ARENA_KEEP) {
+    /* the inline block is taken again by the next alloc when the event fits in it */
+    if (need <= ARENA_KEEP && !(a->inl && need <= a->inl->cap)) {
       ablock *b = malloc(sizeof *b + need);
       if (b) {
         b->cap = need, b->used = 0, b->next = NULL;
@@ -113,6 +123,14 @@ struct w2a_gw_upstream {
   w2a_gw_upstream *dnext, *dprev; /* on drains while draining */
   w2a_gw_up_result res;
 };
+
+/* An attempt and its arena's first block in one allocation: with the block apart that was
+ * two large-bin mallocs per attempt (glibc consolidates its fast bins for each). The block
+ * is plain bytes of this malloc'd object, used only through ablock pointers. */
+typedef struct up_mem {
+  w2a_gw_upstream u;
+  alignas(max_align_t) unsigned char first[sizeof(ablock) + ARENA_BLOCK];
+} up_mem;
 
 static void on_timer_close(uv_handle_t *h) {
   w2a_gw_upstream *u = h->data;
@@ -439,7 +457,8 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
                     const w2a_gw_up_cbs *cbs, void *ud) {
   static const w2a_http_call_cbs hcbs = {on_status, on_data, on_done};
   const w2a_config *cfg = o->cfg;
-  w2a_gw_upstream *u = calloc(1, sizeof *u);
+  up_mem *mem = malloc(sizeof *mem);
+  w2a_gw_upstream *u = mem ? &mem->u : NULL;
   w2a_http_request rq = {0};
   w2a_events_opts eo = {0};
   /* curl copies the header lines when the call starts, so they live on this stack */
@@ -449,11 +468,16 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
   const w2a_gw_up_ident *id = o->ident;
   size_t h = 0;
   *out = NULL;
+  if (u) memset(u, 0, sizeof *u); /* not the arena block */
   if (!u || !(u->body = malloc(len ? len : 1))) {
     free(u);
     return W2A_ENOMEM;
   }
   if (len) memcpy(u->body, body, len);
+  u->ar.inl = (ablock *)mem->first;
+  u->ar.inl->cap = ARENA_BLOCK;
+  u->ar.inl->used = 0;
+  u->ar.inl->next = NULL;
   u->body_len = len;
   u->loop = loop;
   u->cbs = *cbs;
