@@ -89,7 +89,12 @@ static void uid_for(const char *email, char out[29]) {
 void w2a_fake_uuid4(char out[37]) {
   static unsigned char pool[4096];
   static size_t left;
-  static const char hex[] = "0123456789abcdef";
+  static char hex2[256][2];
+  if (!hex2[0][0])
+    for (int i = 0; i < 256; i++) {
+      hex2[i][0] = "0123456789abcdef"[i >> 4];
+      hex2[i][1] = "0123456789abcdef"[i & 15];
+    }
   if (left < 16) {
     w2a_random(pool, sizeof pool);
     left = sizeof pool;
@@ -100,13 +105,13 @@ void w2a_fake_uuid4(char out[37]) {
   left -= 16;
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-  size_t o = 0;
+  char *o = out;
   for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
-    out[o++] = hex[b[i] >> 4];
-    out[o++] = hex[b[i] & 15];
+    if (i == 4 || i == 6 || i == 8 || i == 10) *o++ = '-';
+    memcpy(o, hex2[b[i]], 2);
+    o += 2;
   }
-  out[o] = 0;
+  *o = 0;
 }
 
 char *w2a_fake_refresh_token_new(void) {

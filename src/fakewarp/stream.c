@@ -603,7 +603,10 @@ static void build_answer(w2a_fake_stream *s, const char *query_clean) {
   } else if (sc->text_chunks == 0 && !sc->text_none) {
     size_t n = strlen(query_clean) + 16;
     s->text = malloc(n);
-    if (s->text) snprintf(s->text, n, "You said: %s", query_clean);
+    if (s->text) {
+      memcpy(s->text, "You said: ", 10);
+      memcpy(s->text + 10, query_clean, n - 15); /* with its NUL */
+    }
   }
   free(tr_text);
   if (s->ntools) {
