@@ -262,7 +262,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     sock_watch(sc, 0);
     return;
   }
-  if (status < 0) flags = CURL_CSELECT_ERR;
+  if (status < 0) { /* libuv stopped the poll itself (POLLERR): restart on curl's next ask */
+    flags = CURL_CSELECT_ERR;
+    sc->events = 0;
+  }
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   int running;
