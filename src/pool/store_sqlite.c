@@ -1795,7 +1795,16 @@ int w2a_store_sqlite_open(w2a_store **out, const w2a_store_opts *o, w2a_err *err
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 512, 512);
   sqlite3_extended_result_codes(s->db, 0);
   if (!o->readonly) {
-    if ((rc = exec(s, "PRAGMA journal_mode=WAL", err))) goto out;
+    /* Two connections opening a new file at once can deadlock on the switch to WAL (both
+     * hold SHARED, both want EXCLUSIVE); SQLite then answers SQLITE_BUSY at once rather
+     * than calling the busy handler. The switch is idempotent: try again until the
+     * busy timeout. */
+    uint64_t t0 = w2a_mono_us();
+    while ((rc = exec(s, "PRAGMA journal_mode=WAL", err)) &&
+           sqlite3_errcode(s->db) == SQLITE_BUSY &&
+           w2a_mono_us() - t0 < (uint64_t)s->busy_timeout_ms * 1000u)
+      usleep(1000 + (unsigned)(w2a_random_u64() % 4000));
+    if (rc) goto out;
     if ((rc = migrate(s, err))) goto out;
   }
   if ((rc = exec(s, "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY", err))) goto out;

@@ -29,7 +29,10 @@ static void *importer(void *arg) {
   w2a_store *s;
   w2a_err err;
   w2a_store_opts o = {.path = dbpath, .encryption_key = "crash-test-key"};
-  if (w2a_store_open(&s, &o, &err)) _exit(3);
+  if (w2a_store_open(&s, &o, &err)) {
+    fprintf(stderr, "  importer: %s\n", err.msg);
+    _exit(3);
+  }
   static char emails[BATCH][64];
   w2a_account_new in[BATCH];
   for (int b = 0;; b++) {
@@ -108,6 +111,9 @@ static void one_round(void) {
   close(fds[0]);
   int st;
   waitpid(pid, &st, 0);
+  if (!WIFSIGNALED(st)) /* the child's _exit code says which step failed */
+    fprintf(stderr, "  round %d: the child exited with %d\n", round_no,
+            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
   T_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
   T_CHECK(last >= 0);
 
