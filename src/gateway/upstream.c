@@ -327,25 +327,22 @@ static int on_ev(void *ud, const w2a_ev *in) {
 
 static int on_sse(void *ud, const w2a_sse_event *sev) {
   w2a_gw_upstream *u = ud;
-  Warp__MultiAgent__V1__ResponseEvent *pe;
   w2a_err err = {0};
-  int rc;
+  int rc, undecodable = 0;
   u->got_event = 1;
   u->last_ms = uv_now(u->loop);
   if (sev->done) return 0; /* Warp sends no [DONE]; tolerate one */
-  /* Validate before unpacking: protobuf-c 1.4.1 misbehaves on some malformed input
-   * (a singular message field repeated), and these bytes come from the network. */
-  pe = (Warp__MultiAgent__V1__ResponseEvent *)w2a_pbjson_unpack_with(
-      &warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &u->ar.pa, &err);
-  if (!pe) {
-    arena_reset(&u->ar);
+  /* Validated before anything is read (protobuf-c 1.4.1 misbehaves on some malformed
+   * input, and these bytes come from the network); the common text event is read from
+   * the wire, any other unpacked into the arena. */
+  rc = w2a_events_feed_wire(&u->ev, sev->data, sev->len, &u->ar.pa, on_ev, u, &undecodable, &err);
+  arena_reset(&u->ar); /* the event interpreter keeps nothing of the event (it copies) */
+  if (undecodable) {
     snprintf(u->res.message, sizeof u->res.message,
              "undecodable ResponseEvent (%zu bytes) at stream offset %llu: %s", sev->len,
              (unsigned long long)sev->offset, err.msg);
     return W2A_EINVAL;
   }
-  rc = w2a_events_feed(&u->ev, pe, on_ev, u, &err);
-  arena_reset(&u->ar); /* the event interpreter keeps nothing of pe (it copies) */
   if (rc < 0 && !u->res.message[0])
     snprintf(u->res.message, sizeof u->res.message, "bad ResponseEvent: %s", err.msg);
   return rc;

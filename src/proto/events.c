@@ -604,6 +604,6 @@ int w2a_events_feed_wire(w2a_events *s, const uint8_t *buf, size_t len, Protobuf
     return W2A_EINVAL;
   }
   int rc = w2a_events_feed(s, (const Warp__MultiAgent__V1__ResponseEvent *)m, cb, ud, err);
-  protobuf_c_message_free_unpacked(m, a);
+  if (!a) protobuf_c_message_free_unpacked(m, NULL); /* else the caller's arena holds it */
   return rc;
 }

@@ -128,7 +128,9 @@ int w2a_events_feed(w2a_events *s, const Warp__MultiAgent__V1__ResponseEvent *ev
  * read from the wire once validated, without unpacking. Bytes that are not a valid
  * ResponseEvent: *undecodable = 1, W2A_EINVAL, w2a_pbjson_unpack's error text in err.
  * Otherwise *undecodable = 0 and the result is w2a_events_feed's. a is only used for
- * the events it unpacks (NULL: malloc); they are freed before it returns. */
+ * the events it unpacks: NULL (malloc), and they are freed before it returns; or the
+ * caller's arena, which it resets when it likes (nothing is freed here: walking the
+ * message to free into an arena would cost as much as the unpack). */
 int w2a_events_feed_wire(w2a_events *s, const uint8_t *buf, size_t len, ProtobufCAllocator *a,
                          w2a_ev_fn cb, void *ud, int *undecodable, w2a_err *err);
 
