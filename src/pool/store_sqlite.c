@@ -1796,6 +1796,12 @@ int w2a_store_sqlite_open(w2a_store **out, const w2a_store_opts *o, w2a_err *err
      * hold SHARED, both want EXCLUSIVE); SQLite then answers SQLITE_BUSY at once rather
      * than calling the busy handler. The switch is idempotent: try again until the
      * busy timeout. */
+    /* 1 KiB pages for a new file (an existing one keeps its size): a commit writes each
+     * page it dirtied to the WAL whole, and a lease dirties a few pages of small rows, so
+     * smaller pages mean less to write and checksum per commit. Side by side with 4 KiB
+     * (bench_pool, 3 alternating runs): allocate+release p50 60 vs 89 µs at 100 accounts,
+     * 75 vs 90 at 1,000, 65 vs 92 at 10,000. */
+    if ((rc = exec(s, "PRAGMA page_size=1024", err))) goto out;
     uint64_t t0 = w2a_mono_us();
     while ((rc = exec(s, "PRAGMA journal_mode=WAL", err)) &&
            sqlite3_errcode(s->db) == SQLITE_BUSY &&
