@@ -4,6 +4,7 @@
 #include "buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,8 @@ int w2a_buf_reserve(w2a_buf *b, size_t extra) {
   size_t need = b->len + extra + 1;
   if (need <= b->cap) return 0;
   size_t ncap = b->cap ? b->cap : 64;
-  while (ncap < need) ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+  while (ncap < need)
+    ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
   char *p = realloc(b->data, ncap);
   if (!p) return W2A_ENOMEM;
   b->data = p;
@@ -71,38 +73,71 @@ int w2a_buf_printf(w2a_buf *b, const char *fmt, ...) {
   return 0;
 }
 
-int w2a_buf_put_json_str(w2a_buf *b, const char *s, size_t n) {
+/* ---- JSON strings (one escaper for the whole project: the transcoder, the gateway's
+ * chunks, error bodies and the CLI) ---- */
+
+static const uint8_t json_esc[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                      1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                      1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1};
+
+size_t w2a_json_plain_len(const char *s, size_t n) {
+  /* Eight at a time: a byte below 0x20, a '"' or a '\\' sets a high bit in the word test
+   * (exact as an "any"; the byte loop then finds which). */
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    uint64_t qt = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    if ((((w - ones * 0x20) & ~w) | ((qt - ones) & ~qt) | ((bs - ones) & ~bs)) & highs) break;
+  }
+  while (i < n && !json_esc[(uint8_t)s[i]])
+    i++;
+  return i;
+}
+
+/* The escape of one byte that needs it (at most 6 bytes at o); returns the end. */
+static char *escape_one(char *o, unsigned char c) {
   static const char hex[] = "0123456789abcdef";
-  int rc = w2a_buf_reserve(b, n + 2);
+  static const char two[256] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
+                                ['\r'] = 'r', ['"'] = '"',  ['\\'] = '\\'};
+  *o++ = '\\';
+  if (two[c]) {
+    *o++ = two[c];
+    return o;
+  }
+  memcpy(o, "u00", 3);
+  o[3] = hex[c >> 4];
+  o[4] = hex[c & 15];
+  return o + 5;
+}
+
+char *w2a_json_escape_to(char *o, const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    size_t run = i;
+    i += w2a_json_plain_len(s + i, n - i);
+    memcpy(o, s + run, i - run);
+    o += i - run;
+    if (i < n) o = escape_one(o, (unsigned char)s[i++]);
+  }
+  return o;
+}
+
+int w2a_buf_put_json_str(w2a_buf *b, const char *s, size_t n) {
+  int rc = w2a_buf_reserve(b, n + 2); /* the common case: nothing to escape */
   if (rc) return rc;
   b->data[b->len++] = '"';
-  size_t run = 0; /* start of the pending run of bytes that need no escaping */
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+  size_t i = 0;
+  while (i < n) {
+    size_t run = i;
+    i += w2a_json_plain_len(s + i, n - i);
     if ((rc = w2a_buf_append(b, s + run, i - run))) return rc;
-    run = i + 1;
-    char esc[7] = {'\\', 0};
-    size_t el = 2;
-    switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
-    default:
-      esc[1] = 'u';
-      esc[2] = '0';
-      esc[3] = '0';
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      el = 6;
-    }
-    if ((rc = w2a_buf_append(b, esc, el))) return rc;
+    if (i == n) break;
+    char esc[6];
+    char *e = escape_one(esc, (unsigned char)s[i++]);
+    if ((rc = w2a_buf_append(b, esc, (size_t)(e - esc)))) return rc;
   }
-  if ((rc = w2a_buf_append(b, s + run, n - run))) return rc;
   return w2a_buf_putc(b, '"');
 }
 

@@ -24,8 +24,14 @@ int w2a_buf_append(w2a_buf *b, const void *p, size_t n);
 int w2a_buf_puts(w2a_buf *b, const char *s);
 int w2a_buf_putc(w2a_buf *b, char c);
 int w2a_buf_printf(w2a_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s as a JSON string literal, quotes included. */
+/* Append s as a JSON string literal, quotes included: controls, '"' and '\\' escaped
+ * (\b \t \n \f \r \" \\ or \u00XX), everything else (UTF-8 included) as it is. */
 int w2a_buf_put_json_str(w2a_buf *b, const char *s, size_t n);
+/* The same escaping into memory the caller reserved (room for 6 * n bytes), no quotes;
+ * returns the end. */
+char *w2a_json_escape_to(char *o, const char *s, size_t n);
+/* Bytes at s before the first one that needs escaping (or n). */
+size_t w2a_json_plain_len(const char *s, size_t n);
 /* Remove the first n bytes. */
 void w2a_buf_consume(w2a_buf *b, size_t n);
 /* Hand the memory to the caller (who frees it with free()); the buffer becomes empty. */

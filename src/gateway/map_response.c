@@ -160,34 +160,6 @@ static int chunk_head(w2a_gw_resp *r, w2a_buf *out) {
 #define LIT(s) s, sizeof(s) - 1
 #define PUT(o, lit) (memcpy((o), LIT(lit)), (o) + sizeof(lit) - 1)
 
-/* Bytes w2a_buf_put_json_str escapes: controls, '"' and '\\' (1), and of those the ones
- * with a two-character form (their letter). */
-static const char esc_short[256] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',
-                                    ['\r'] = 'r', ['"'] = '"',  ['\\'] = '\\'};
-
-/* s as a JSON string body (no quotes) at o, byte for byte what w2a_buf_put_json_str
- * writes; o must have room for 6 * n. Returns the end. */
-static char *json_body(char *o, const char *s, size_t n) {
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!(c < 0x20 || esc_short[c])) continue;
-    memcpy(o, s + run, i - run);
-    o += i - run;
-    run = i + 1;
-    *o++ = '\\';
-    if (esc_short[c]) {
-      *o++ = esc_short[c];
-    } else {
-      o = PUT(o, "u00");
-      *o++ = hexd[c >> 4];
-      *o++ = hexd[c & 15];
-    }
-  }
-  memcpy(o, s + run, n - run);
-  return o + (n - run);
-}
-
 /* One streamed content / reasoning_content chunk written with one reservation: this runs
  * once per upstream text event, where a dozen appends (each a capacity check and a
  * terminator) cost more than the bytes. Returns 1 when it could not reserve the room (the
@@ -212,7 +184,7 @@ static int stream_delta(w2a_gw_resp *r, int reasoning, const char *t, size_t n, 
   else
     o = PUT(o, "\"content\":");
   *o++ = '"';
-  o = json_body(o, t, n);
+  o = w2a_json_escape_to(o, t, n);
   *o++ = '"';
   o = PUT(o, close_);
   *o = 0;

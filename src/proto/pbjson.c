@@ -597,65 +597,11 @@ static const uint8_t json_esc[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                       1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                       1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1};
 
-/* Bytes at s before the first one that needs escaping (or n). Eight at a time: a byte
- * below 0x20, a '"' or a '\\' sets a high bit in the word test (exact as an "any"). */
-static size_t json_plain_len(const char *s, size_t n) {
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, s + i, 8);
-    uint64_t qt = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-    if ((((w - ones * 0x20) & ~w) | ((qt - ones) & ~qt) | ((bs - ones) & ~bs)) & highs) break;
-  }
-  while (i < n && !json_esc[(uint8_t)s[i]])
-    i++;
-  return i;
-}
-
-/* A JSON string literal. Runs that need no escape are copied whole; the output is
- * reserved once for the common case of no escapes at all. */
+/* A JSON string literal (common/buf.c escapes for the whole project). */
 static void put_str(emitter *e, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
   if (e->rc) return;
-  w2a_buf *b = e->b;
-  int rc = w2a_buf_reserve(b, n + 2);
-  if (rc) return buf_fail(e, rc);
-  b->data[b->len++] = '"';
-  size_t i = 0;
-  while (i < n) {
-    size_t run = i;
-    i += json_plain_len(s + i, n - i);
-    if (i > run) {
-      if ((rc = w2a_buf_reserve(b, i - run + 1))) return buf_fail(e, rc);
-      memcpy(b->data + b->len, s + run, i - run);
-      b->len += i - run;
-    }
-    if (i == n) break;
-    unsigned char c = (unsigned char)s[i++];
-    char esc[6] = {'\\', 0};
-    size_t el = 2;
-    switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
-    default:
-      memcpy(esc + 1, "u00", 3);
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 15];
-      el = 6;
-    }
-    if ((rc = w2a_buf_reserve(b, el + 1))) return buf_fail(e, rc);
-    memcpy(b->data + b->len, esc, el);
-    b->len += el;
-  }
-  if ((rc = w2a_buf_reserve(b, 1))) return buf_fail(e, rc);
-  b->data[b->len++] = '"';
-  b->data[b->len] = 0;
+  int rc = w2a_buf_put_json_str(e->b, s, n);
+  if (rc) buf_fail(e, rc);
 }
 
 static void newline(emitter *e) {
