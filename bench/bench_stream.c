@@ -7,9 +7,10 @@
  * gateway's per-event path on it: w2a_sse_feed in 16 KiB reads (what curl hands
  * upstream.c) -> w2a_pbjson_unpack_with into a per-event arena -> w2a_events_feed ->
  * w2a_gw_up_convert -> w2a_gw_resp_feed into the output buffer, which is reset after
- * every read (chat.c writes it to the client there). The arena and the callbacks copy
- * upstream.c's on_sse/on_ev and chat.c's on_up_event minus the libuv/pool calls, so
- * what is left out is only curl, the socket writes and timers.
+ * every read (chat.c writes it to the client there). The callbacks copy upstream.c's
+ * on_sse/on_ev and chat.c's on_up_event minus the libuv/pool calls, and the arena is
+ * common/arena.c set up as upstream.c sets it up, so what is left out is only curl, the
+ * socket writes and timers.
  *
  * Output: ns/event (median of RUNS) and an FNV-1a digest of every byte written to the
  * client (the chunk id is fixed, so the digest is stable across builds: a change that
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/arena.h"
 #include "common/buf.h"
 #include "common/util.h"
 #include "fakewarp/events.h"
@@ -41,69 +43,11 @@
 #define ARENA_KEEP (64u << 10)
 #define STOP_FINISHED 1001
 
-/* upstream.c's unpack arena, verbatim in behaviour. */
-typedef struct ablock {
-  struct ablock *next;
-  size_t cap, used;
-  max_align_t data[];
-} ablock;
-
-typedef struct arena {
-  ProtobufCAllocator pa;
-  ablock *blocks;
-  size_t total;
-} arena;
-
-static void *arena_alloc(void *ud, size_t n) {
-  arena *a = ud;
-  ablock *b = a->blocks;
-  n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-  if (!b || b->cap - b->used < n) {
-    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-    if (b && b->cap * 2 > cap) cap = b->cap * 2;
-    if (!(b = malloc(sizeof *b + cap))) return NULL;
-    b->cap = cap;
-    b->used = 0;
-    b->next = a->blocks;
-    a->blocks = b;
-    a->total += cap;
-  }
-  b->used += n;
-  return (char *)b->data + b->used - n;
-}
-
-static void arena_free(void *ud, void *p) { (void)ud, (void)p; }
-
-static void arena_release(arena *a) {
-  while (a->blocks) {
-    ablock *b = a->blocks;
-    a->blocks = b->next;
-    free(b);
-  }
-  a->total = 0;
-}
-
-static void arena_reset(arena *a) {
-  if (a->blocks && (a->blocks->next || a->total > ARENA_KEEP)) {
-    size_t need = a->total;
-    arena_release(a);
-    if (need <= ARENA_KEEP) {
-      ablock *b = malloc(sizeof *b + need);
-      if (b) {
-        b->cap = need, b->used = 0, b->next = NULL;
-        a->blocks = b;
-        a->total = need;
-      }
-    }
-  } else if (a->blocks) {
-    a->blocks->used = 0;
-  }
-}
-
 typedef struct ctx {
   w2a_sse sse;
   w2a_events ev;
-  arena ar;
+  w2a_arena ar; /* as upstream.c's: rewound after each event */
+  ProtobufCAllocator pa;
   w2a_gw_resp resp;
   w2a_buf out;
   uint64_t events, out_bytes, digest;
@@ -140,20 +84,20 @@ static int on_sse(void *ud, const w2a_sse_event *sev) {
   if (sev->done) return 0;
   if (use_wire) {
     int bad = 0;
-    int rc = w2a_events_feed_wire(&c->ev, sev->data, sev->len, &c->ar.pa, on_ev, c, &bad, &err);
-    arena_reset(&c->ar);
+    int rc = w2a_events_feed_wire(&c->ev, sev->data, sev->len, &c->pa, on_ev, c, &bad, &err);
+    w2a_arena_reset(&c->ar);
     if (bad) fprintf(stderr, "bench_stream: %s\n", err.msg);
     return rc;
   }
   Warp__MultiAgent__V1__ResponseEvent *pe =
       (Warp__MultiAgent__V1__ResponseEvent *)w2a_pbjson_unpack_with(
-          &warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &c->ar.pa, &err);
+          &warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &c->pa, &err);
   if (!pe) {
     fprintf(stderr, "bench_stream: %s\n", err.msg);
     return W2A_EINVAL;
   }
   int rc = w2a_events_feed(&c->ev, pe, on_ev, c, &err);
-  arena_reset(&c->ar);
+  w2a_arena_reset(&c->ar);
   return rc;
 }
 
@@ -223,9 +167,10 @@ int main(int argc, char **argv) {
   for (int r = 0; r < runs; r++) {
     ctx c;
     memset(&c, 0, sizeof c);
-    c.ar.pa.alloc = arena_alloc;
-    c.ar.pa.free = arena_free;
-    c.ar.pa.allocator_data = &c.ar;
+    w2a_arena_init(&c.ar, ARENA_BLOCK, ARENA_KEEP, NULL, 0);
+    c.pa.alloc = w2a_arena_pb_alloc;
+    c.pa.free = w2a_arena_pb_free;
+    c.pa.allocator_data = &c.ar;
     c.digest = 0xcbf29ce484222325ull;
     w2a_sse_init(&c.sse, 0);
     w2a_events_init(&c.ev, NULL);
@@ -239,7 +184,7 @@ int main(int argc, char **argv) {
     nev = c.events, outb = c.out_bytes, dig = c.digest;
     w2a_sse_free(&c.sse);
     w2a_events_free(&c.ev);
-    arena_release(&c.ar);
+    w2a_arena_release(&c.ar);
     w2a_gw_resp_free(&c.resp);
     w2a_buf_free(&c.out);
   }

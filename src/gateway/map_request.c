@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/arena.h"
 #include "common/b64.h"
 #include "common/err.h"
 #include "common/util.h"
@@ -58,15 +59,8 @@ typedef Google__Protobuf__Value PbValue;
 
 /* ---- arena ---------------------------------------------------------------------- */
 
-typedef struct blk {
-  struct blk *next;
-  size_t used, cap;
-  alignas(max_align_t) unsigned char data[];
-} blk;
-
 typedef struct mr {
-  blk *head;
-  blk *stack_blk; /* the first block, not to be freed */
+  w2a_arena ar; /* everything the Request points to; its first block is on the stack */
   int oom;
   int max_depth;
   w2a_gw_error *e;
@@ -75,33 +69,15 @@ typedef struct mr {
   char task_id[37];
 } mr;
 
+/* Zeroed memory from the arena (generated initializers expect it); NULL sets m->oom. */
 static void *az(mr *m, size_t n) {
-  blk *b = m->head;
-  void *p;
-  n = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
-  if (!n) n = alignof(max_align_t);
-  if (!b || b->cap - b->used < n) {
-    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-    b = malloc(sizeof *b + cap);
-    if (!b) {
-      m->oom = 1;
-      return NULL;
-    }
-    b->next = m->head, b->used = 0, b->cap = cap;
-    m->head = b;
+  void *p = w2a_arena_alloc(&m->ar, n ? n : 1);
+  if (!p) {
+    m->oom = 1;
+    return NULL;
   }
-  p = b->data + b->used;
-  b->used += n;
   memset(p, 0, n);
   return p;
-}
-
-static void arena_free(mr *m) {
-  while (m->head) {
-    blk *n = m->head->next;
-    if (m->head != m->stack_blk) free(m->head);
-    m->head = n;
-  }
 }
 
 static char *sdup(mr *m, const char *s, size_t n) {
@@ -142,13 +118,12 @@ static int push(mr *m, void ***arr, size_t *n, void *item) {
 
 /* ---- JSON → google.protobuf.Struct --------------------------------------------- */
 
-static void *arena_alloc(void *m, size_t n) { return az(m, n); }
-static void arena_keep(void *m, void *p) { (void)m, (void)p; } /* dropped with the arena */
+static void *struct_alloc(void *m, size_t n) { return az(m, n); }
 
 /* The object o as a Struct in the arena; NULL when too deep (m->e filled, naming path)
  * or out of memory (m->oom set). */
 static PbStruct *j2s(mr *m, json_object *o, const char *path) {
-  ProtobufCAllocator a = {.alloc = arena_alloc, .free = arena_keep, .allocator_data = m};
+  ProtobufCAllocator a = {.alloc = struct_alloc, .free = w2a_arena_pb_free, .allocator_data = m};
   PbStruct *s;
   if (w2a_struct_from_json(o, &a, m->max_depth, &s, NULL) == W2A_ETOOBIG)
     w2a_gw_errorf(m->e, W2A_GWE_BAD_REQUEST, path, "%s: JSON nested deeper than %d levels", path,
@@ -760,10 +735,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
       WARP__MULTI_AGENT__V1__TOOL_TYPE__CALL_MCP_TOOL};
   w2a_gw_map_info dummy;
   mr m = {0};
-  union {
-    blk b;
-    unsigned char bytes[sizeof(blk) + STACK_BLOCK];
-  } first;
+  alignas(max_align_t) unsigned char first[W2A_ARENA_FIRST_BYTES(STACK_BLOCK)];
   w2a_buf sys;
   Req *rq;
   Warp__MultiAgent__V1__Task *task;
@@ -777,10 +749,7 @@ int w2a_gw_map_request(const w2a_gw_chat *c, const char *model_id, const w2a_gw_
 
   if (!info) info = &dummy;
   memset(info, 0, sizeof *info);
-  first.b.next = NULL;
-  first.b.used = 0;
-  first.b.cap = STACK_BLOCK;
-  m.head = m.stack_blk = &first.b;
+  w2a_arena_init(&m.ar, ARENA_BLOCK, 0, first, sizeof first);
   m.e = e;
   m.info = info;
   m.max_depth = o && o->max_depth > 0 ? o->max_depth : 64;
@@ -982,6 +951,6 @@ out:
   }
   w2a_buf_free(&m.text);
   w2a_buf_free(&sys);
-  arena_free(&m);
+  w2a_arena_release(&m.ar);
   return rc;
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/arena.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "proto/events.h"
@@ -33,76 +34,6 @@
 #define STOP_FINISHED 1001     /* sse/events callback codes, distinct from W2A_E* */
 #define STOP_CALLER 1002
 
-/* The unpack arena: each ResponseEvent is unpacked into it and it is rewound after the
- * event, instead of a malloc and a free per field. One block is kept between events
- * (sized to what the last event needed, up to ARENA_KEEP). */
-typedef struct ablock {
-  struct ablock *next;
-  size_t cap, used;
-  max_align_t data[];
-} ablock;
-
-typedef struct arena {
-  ProtobufCAllocator pa;
-  ablock *blocks; /* newest first */
-  size_t total;
-  ablock *inl; /* ARENA_BLOCK bytes allocated with the attempt (see up_mem); never freed here */
-} arena;
-
-static void *arena_alloc(void *ud, size_t n) {
-  arena *a = ud;
-  ablock *b = a->blocks;
-  n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
-  if (!b && a->inl && a->inl->cap >= n) {
-    b = a->inl;
-    b->used = 0;
-    b->next = NULL;
-    a->blocks = b;
-    a->total = b->cap;
-  } else if (!b || b->cap - b->used < n) {
-    size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
-    if (b && b->cap * 2 > cap) cap = b->cap * 2;
-    if (!(b = malloc(sizeof *b + cap))) return NULL;
-    b->cap = cap;
-    b->used = 0;
-    b->next = a->blocks;
-    a->blocks = b;
-    a->total += cap;
-  }
-  b->used += n;
-  return (char *)b->data + b->used - n;
-}
-
-static void arena_free(void *ud, void *p) { (void)ud, (void)p; }
-
-static void arena_release(arena *a) {
-  while (a->blocks) {
-    ablock *b = a->blocks;
-    a->blocks = b->next;
-    if (b != a->inl) free(b);
-  }
-  a->total = 0;
-}
-
-/* Rewind after an event: one block stays, big enough for the next event like this one. */
-static void arena_reset(arena *a) {
-  if (a->blocks && (a->blocks->next || a->total > ARENA_KEEP)) {
-    size_t need = a->total;
-    arena_release(a);
-    /* the inline block is taken again by the next alloc when the event fits in it */
-    if (need <= ARENA_KEEP && !(a->inl && need <= a->inl->cap)) {
-      ablock *b = malloc(sizeof *b + need);
-      if (b) {
-        b->cap = need, b->used = 0, b->next = NULL;
-        a->blocks = b;
-        a->total = need;
-      }
-    }
-  } else if (a->blocks) {
-    a->blocks->used = 0;
-  }
-}
-
 struct w2a_gw_upstream {
   uv_timer_t timer;
   uv_loop_t *loop;
@@ -112,7 +43,10 @@ struct w2a_gw_upstream {
   const w2a_config *cfg;
   w2a_sse sse;
   w2a_events ev;
-  arena ar;
+  /* Each ResponseEvent is unpacked into this arena, rewound after the event (one block
+   * is kept, sized to what the last event needed, up to ARENA_KEEP). */
+  w2a_arena ar;
+  ProtobufCAllocator pa; /* over ar */
   w2a_buf errbody;
   void *body;
   size_t body_len;
@@ -126,17 +60,17 @@ struct w2a_gw_upstream {
 
 /* An attempt and its arena's first block in one allocation: with the block apart that was
  * two large-bin mallocs per attempt (glibc consolidates its fast bins for each). The block
- * is plain bytes of this malloc'd object, used only through ablock pointers. */
+ * is plain bytes of this malloc'd object, used only by the arena. */
 typedef struct up_mem {
   w2a_gw_upstream u;
-  alignas(max_align_t) unsigned char first[sizeof(ablock) + ARENA_BLOCK];
+  alignas(max_align_t) unsigned char first[W2A_ARENA_FIRST_BYTES(ARENA_BLOCK)];
 } up_mem;
 
 static void on_timer_close(uv_handle_t *h) {
   w2a_gw_upstream *u = h->data;
   w2a_sse_free(&u->sse);
   w2a_events_free(&u->ev);
-  arena_release(&u->ar);
+  w2a_arena_release(&u->ar);
   w2a_buf_free(&u->errbody);
   free(u->body);
   free(u);
@@ -335,8 +269,8 @@ static int on_sse(void *ud, const w2a_sse_event *sev) {
   /* Validated before anything is read (protobuf-c 1.4.1 misbehaves on some malformed
    * input, and these bytes come from the network); the common text event is read from
    * the wire, any other unpacked into the arena. */
-  rc = w2a_events_feed_wire(&u->ev, sev->data, sev->len, &u->ar.pa, on_ev, u, &undecodable, &err);
-  arena_reset(&u->ar); /* the event interpreter keeps nothing of the event (it copies) */
+  rc = w2a_events_feed_wire(&u->ev, sev->data, sev->len, &u->pa, on_ev, u, &undecodable, &err);
+  w2a_arena_reset(&u->ar); /* the event interpreter keeps nothing of the event (it copies) */
   if (undecodable) {
     snprintf(u->res.message, sizeof u->res.message,
              "undecodable ResponseEvent (%zu bytes) at stream offset %llu: %s", sev->len,
@@ -471,19 +405,16 @@ int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *htt
     return W2A_ENOMEM;
   }
   if (len) memcpy(u->body, body, len);
-  u->ar.inl = (ablock *)mem->first;
-  u->ar.inl->cap = ARENA_BLOCK;
-  u->ar.inl->used = 0;
-  u->ar.inl->next = NULL;
+  w2a_arena_init(&u->ar, ARENA_BLOCK, ARENA_KEEP, mem->first, sizeof mem->first);
   u->body_len = len;
   u->loop = loop;
   u->cbs = *cbs;
   u->ud = ud;
   u->cfg = cfg;
   u->drains = o->drains;
-  u->ar.pa.alloc = arena_alloc;
-  u->ar.pa.free = arena_free;
-  u->ar.pa.allocator_data = &u->ar;
+  u->pa.alloc = w2a_arena_pb_alloc;
+  u->pa.free = w2a_arena_pb_free;
+  u->pa.allocator_data = &u->ar;
   w2a_sse_init(&u->sse, cfg->sse_event_max_bytes > 0 ? (size_t)cfg->sse_event_max_bytes : 0);
   eo.struct_max_depth = cfg->struct_max_depth > 0 ? (size_t)cfg->struct_max_depth : 0;
   w2a_events_init(&u->ev, &eo);
