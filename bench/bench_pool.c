@@ -52,16 +52,18 @@ static void jwt(char *out, size_t cap) {
   snprintf(out, cap, "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.%s.%0256d", b, 7);
 }
 
-static void bench_size(int naccts, long ops, const char *dir) {
-  char path[512], cmd[1600];
-  snprintf(path, sizeof path, "%s/w2a-bench-pool-%d/accounts-%d.db", dir, (int)getpid(), naccts);
+/* A fresh database at path holding naccts accounts with production-sized secrets (the
+ * import timed into *import_us when given); the store is left open. */
+static w2a_store *bench_db(const char *path, int naccts, int checkpoint_thread,
+                           uint64_t *import_us) {
+  char cmd[1600];
   snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm", path, path, path);
   if (system(cmd)) {
   }
   w2a_store *s;
   w2a_err err;
-  /* checkpoints on their own thread, as the pool's store does */
-  w2a_store_opts o = {.path = path, .encryption_key = "bench key", .checkpoint_thread = 1};
+  w2a_store_opts o = {
+      .path = path, .encryption_key = "bench key", .checkpoint_thread = checkpoint_thread};
   if (w2a_store_open(&s, &o, &err)) {
     fprintf(stderr, "open: %s\n", err.msg);
     exit(1);
@@ -76,11 +78,24 @@ static void bench_size(int naccts, long ops, const char *dir) {
     in[i] = (w2a_account_new){.email = emails[i], .refresh_token = rt, .id_token = tok};
   }
   uint64_t t0 = w2a_mono_us();
-  if (w2a_store_import(s, in, (size_t)naccts, W2A_IMPORT_SKIP, w2a_now_ms(), NULL, &err)) {
+  int rc = w2a_store_import(s, in, (size_t)naccts, W2A_IMPORT_SKIP, w2a_now_ms(), NULL, &err);
+  if (import_us) *import_us = w2a_mono_us() - t0;
+  free(in);
+  free(emails);
+  if (rc) {
     fprintf(stderr, "import: %s\n", err.msg);
     exit(1);
   }
-  uint64_t import_us = w2a_mono_us() - t0;
+  return s;
+}
+
+static void bench_size(int naccts, long ops, const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/w2a-bench-pool-%d/accounts-%d.db", dir, (int)getpid(), naccts);
+  uint64_t import_us = 0;
+  w2a_err err;
+  /* checkpoints on their own thread, as the pool's store does */
+  w2a_store *s = bench_db(path, naccts, 1, &import_us);
   uint64_t *lat = calloc((size_t)ops, sizeof *lat);
   w2a_lease_result ok = {.ok = 1, .set_state = -1};
   for (long i = 0; i < ops; i++) {
@@ -120,8 +135,6 @@ static void bench_size(int naccts, long ops, const char *dir) {
     }
   }
   free(lat);
-  free(in);
-  free(emails);
   w2a_store_close(s);
 }
 
@@ -166,35 +179,11 @@ static void conc_issue(slot *sl) {
 static void conc_closed(void *ud) { ++*(int *)ud; }
 
 static void bench_concurrent(long ops, const char *dir, int naccts, int conc_n, int mem) {
-  char path[512], cmd[1600];
+  char path[512];
   snprintf(path, sizeof path, "%s/w2a-bench-pool-%d/conc-%d-%d-%d.db", dir, (int)getpid(), naccts,
            conc_n, mem);
-  snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm", path, path, path);
-  if (system(cmd)) {
-  }
   w2a_err err;
-  w2a_store *s;
-  w2a_store_opts o = {.path = path, .encryption_key = "bench key"};
-  if (w2a_store_open(&s, &o, &err)) {
-    fprintf(stderr, "open: %s\n", err.msg);
-    exit(1);
-  }
-  static char tok[2048], rt[256];
-  jwt(tok, sizeof tok);
-  memset(rt, 'A', 170);
-  w2a_account_new *in = calloc((size_t)naccts, sizeof *in);
-  char(*emails)[48] = calloc((size_t)naccts, 48);
-  for (int i = 0; i < naccts; i++) {
-    snprintf(emails[i], 48, "conc%05d@example.com", i);
-    in[i] = (w2a_account_new){.email = emails[i], .refresh_token = rt, .id_token = tok};
-  }
-  int irc = w2a_store_import(s, in, (size_t)naccts, W2A_IMPORT_SKIP, w2a_now_ms(), NULL, &err);
-  free(in);
-  free(emails);
-  if (irc) {
-    fprintf(stderr, "import: %s\n", err.msg);
-    exit(1);
-  }
+  w2a_store *s = bench_db(path, naccts, 0, NULL);
   w2a_store_close(s);
   uv_loop_t loop;
   uv_loop_init(&loop);
