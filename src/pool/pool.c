@@ -142,7 +142,7 @@ struct w2a_pool {
   w2a_ledger ledger;
   uv_idle_t ready_idle; /* answers in-memory acquires on the next loop turn */
   acq *ready_head, *ready_tail;
-  acq *load_wait; /* acquires that came before the first load */
+  acq *load_wait, *load_wait_tail; /* acquires waiting for a sync (FIFO, on rnext) */
   int sync_busy, want_load, want_sync, load_failed;
   uint64_t sync_gen, sync_done_gen; /* syncs submitted, and the last one finished */
   uint64_t next_sync;
@@ -1494,12 +1494,22 @@ static void ready_push(acq *a) {
  * accounts are reserved (pend) and written as rows by acq_work. */
 static void sync_submit(w2a_pool *p, int force);
 
-/* Park a until a sync submitted from now on has finished (sync_done starts it again). */
+/* Park a until sync number `gen` has finished (sync_done starts it again). */
+static void load_wait_push(acq *a, uint64_t gen) {
+  w2a_pool *p = a->p;
+  a->need_gen = gen;
+  a->rnext = NULL;
+  if (p->load_wait_tail)
+    p->load_wait_tail->rnext = a;
+  else
+    p->load_wait = a;
+  p->load_wait_tail = a;
+}
+
+/* Park a until a sync submitted from now on has finished. */
 static void wait_for_sync(acq *a) {
   w2a_pool *p = a->p;
-  a->need_gen = p->sync_gen + 1;
-  a->rnext = p->load_wait;
-  p->load_wait = a;
+  load_wait_push(a, p->sync_gen + 1);
   if (!p->sync_busy)
     sync_submit(p, 0);
   else
@@ -1509,9 +1519,7 @@ static void wait_for_sync(acq *a) {
 static void mem_start(acq *a) {
   w2a_pool *p = a->p;
   if (!p->ledger.loaded && !p->load_failed && !p->closing && !a->cancelled) {
-    a->need_gen = 1; /* the first load */
-    a->rnext = p->load_wait;
-    p->load_wait = a;
+    load_wait_push(a, 1); /* the first load */
     return;
   }
   a->n = 0;
@@ -1757,30 +1765,15 @@ static void sync_done(job *j) {
   free(y->u);
   free(y);
   /* acquires waiting for this sync (or the first load) go on, oldest first */
-  acq *a = p->load_wait, *ready = NULL, *keep = NULL;
-  p->load_wait = NULL;
+  acq *a = p->load_wait;
+  p->load_wait = p->load_wait_tail = NULL;
   while (a) {
     acq *n = a->rnext;
-    if (a->need_gen <= p->sync_done_gen) {
-      a->rnext = ready;
-      ready = a;
-    } else {
-      a->rnext = keep;
-      keep = a;
-    }
+    if (a->need_gen <= p->sync_done_gen)
+      mem_start(a); /* may park it again, for the next sync */
+    else
+      load_wait_push(a, a->need_gen);
     a = n;
-  }
-  while (keep) { /* back in their order (the list is newest first) */
-    acq *n = keep->rnext;
-    keep->rnext = p->load_wait;
-    p->load_wait = keep;
-    keep = n;
-  }
-  while (ready) {
-    acq *n = ready->rnext;
-    ready->rnext = NULL;
-    mem_start(ready);
-    ready = n;
   }
   if (p->want_sync || p->load_wait || (p->closing && p->ledger.ndue)) {
     p->want_sync = 0;
@@ -2247,7 +2240,7 @@ static void maybe_finish_close(w2a_pool *p) {
     acq_answer(a, 0);
   }
   while ((a = p->load_wait)) { /* the first load never came */
-    p->load_wait = a->rnext;
+    if (!(p->load_wait = a->rnext)) p->load_wait_tail = NULL;
     a->rnext = NULL;
     a->none.total = -1;
     snprintf(a->none.reason, sizeof a->none.reason, "the pool is shutting down");
