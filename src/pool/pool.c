@@ -1856,16 +1856,22 @@ static int lease_lock(w2a_pool *p, int flags, w2a_err *err) {
 
 /* ---- report / extend / release --------------------------------------------------------- */
 
-/* An in-memory lease's outcome. A plain success of a healthy account only adds to the
- * usage due; anything else is written durably, and the ledger shows its likely effect at
- * once (so no other request picks the account meanwhile) and the stored one after. The
- * lease goes back to the ledger now either way. */
+/* A success of an in-memory lease on a healthy account (not a probe, no failures to
+ * reset): it only adds to the usage due, nothing is written. 0 when it is not that. */
+static int mem_plain_success(w2a_pool *p, w2a_lease *lease) {
+  w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, lease->account_id);
+  if (lease->probe || !e || e->gone || e->r.fails || e->r.state != W2A_ST_AVAILABLE) return 0;
+  w2a_ledger_success(&p->ledger, e, w2a_now_ms());
+  mem_release(p, lease->account_id, 0);
+  return 1;
+}
+
+/* Any other outcome of an in-memory lease is written durably, and the ledger shows its
+ * likely effect at once (so no other request picks the account meanwhile) and the stored
+ * one after. The lease goes back to the ledger now. */
 static void mem_report(w2a_pool *p, w2a_lease *lease, rel_job *r, uint64_t now) {
   w2a_ledger_acct *e = w2a_ledger_find(&p->ledger, lease->account_id);
-  int plain = r->has_result && r->r.ok && !lease->probe && e && !e->gone && !e->r.fails &&
-              e->r.state == W2A_ST_AVAILABLE;
-  if (plain) w2a_ledger_success(&p->ledger, e, now);
-  if (plain || !r->has_result) {
+  if (!r->has_result) {
     free(r);
   } else {
     r->mem = 1;
@@ -1890,6 +1896,11 @@ static void mem_report(w2a_pool *p, w2a_lease *lease, rel_job *r, uint64_t now) 
 w2a_action w2a_pool_report(w2a_pool *p, w2a_lease *lease, const w2a_outcome *o) {
   const w2a_rule *ru = w2a_rules_match(&p->rules, o);
   w2a_action act = ru ? ru->action : W2A_ACT_NONE;
+  if (!ru && lease->mem && mem_plain_success(p, lease)) { /* the common case: no job */
+    memset(lease->id_token, 0, sizeof lease->id_token);
+    free(lease);
+    return W2A_ACT_NONE;
+  }
   rel_job *r = calloc(1, sizeof *r);
   if (!r) abort();
   r->p = p;
