@@ -24,6 +24,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "http/client.h"
 #include "pool/admin.h"
 #include "pool/pool.h"
 #include "pool/store.h"
@@ -1193,7 +1194,7 @@ int w2a_cli_accounts(int argc, char **argv, w2a_config *cfg) {
       usage(stdout);
       return 0;
     }
-  curl_global_init(CURL_GLOBAL_DEFAULT);
+  w2a_http_global_init();
   int rc;
   if (!strcmp(c, "add"))
     rc = cmd_add(sub_argc, sub_argv, cfg);

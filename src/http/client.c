@@ -28,6 +28,7 @@
 #include "client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,8 +120,23 @@ static void client_maybe_finish(w2a_http_client *cl);
 static void call_arm(w2a_http_call *c);
 static void on_idle(uv_idle_t *h);
 
+/* libcurl's global set-up, once per process (the CLI calls it too).
+ *
+ * Debian's libcurl links libssh2, and curl_global_init() calls libssh2_init(0), which
+ * initialises all of OpenSSL's algorithms and engines for an SSH client we never use
+ * (CURLOPT_PROTOCOLS_STR is http,https): ~1.4 MB of libcrypto pages made resident at
+ * start. libssh2_init() does its crypto set-up only on the first call, so calling it first
+ * with LIBSSH2_INIT_NO_CRYPTO leaves OpenSSL alone; OpenSSL 3 initialises itself on first
+ * use should anything ever need it. Looked up with dlsym so a libcurl built without
+ * libssh2 needs nothing. The flag's value is libssh2's public ABI (libssh2.h). */
+#define W2A_LIBSSH2_INIT_NO_CRYPTO 0x0001
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void) {
+  int (*ssh2_init)(int) = (int (*)(int))dlsym(RTLD_DEFAULT, "libssh2_init");
+  if (ssh2_init) ssh2_init(W2A_LIBSSH2_INIT_NO_CRYPTO);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+void w2a_http_global_init(void) { pthread_once(&curl_once, curl_init_once); }
 
 /* ---------------------------------------------------------------- handle bookkeeping */
 
@@ -610,7 +626,7 @@ static void call_arm(w2a_http_call *c) {
 int w2a_http_client_new(w2a_http_client **out, uv_loop_t *loop, const w2a_http_client_opts *o,
                         w2a_err *err) {
   *out = NULL;
-  pthread_once(&curl_once, curl_init_once);
+  w2a_http_global_init();
   w2a_http_client *cl = calloc(1, sizeof *cl);
   if (!cl) return w2a_errf(err, W2A_ENOMEM, "http client: out of memory");
   cl->loop = loop;

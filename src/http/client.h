@@ -70,6 +70,10 @@ typedef struct w2a_http_request {
   uint64_t first_byte_timeout_ms; /* max wait for the first body byte; 0 = none */
 } w2a_http_request;
 
+/* libcurl's process-wide set-up (idempotent, thread-safe); w2a_http_client_new calls it,
+ * and so must any other user of libcurl in the process (the CLI). */
+void w2a_http_global_init(void);
+
 int w2a_http_client_new(w2a_http_client **out, uv_loop_t *loop, const w2a_http_client_opts *o,
                         w2a_err *err);
 /* Cancels running calls (no callbacks), then frees; `done` runs when handles closed. */
