@@ -52,7 +52,12 @@ const char *w2a_events_action_name(const Warp__MultiAgent__V1__ClientAction *a) 
   return f ? f->name : "unknown";
 }
 
+/* The wire reader's tags (below), worked out once per process. */
+static void wtags_build(void);
+static pthread_once_t wtags_once = PTHREAD_ONCE_INIT;
+
 void w2a_events_init(w2a_events *s, const w2a_events_opts *o) {
+  pthread_once(&wtags_once, wtags_build);
   memset(s, 0, sizeof *s);
   if (o) s->o = *o;
   if (!s->o.struct_max_depth) s->o.struct_max_depth = DEFAULT_STRUCT_DEPTH;
@@ -187,22 +192,28 @@ static int emit_tool_call(w2a_events *s, const Msg *m, w2a_ev_fn cb, void *ud, w
   return cb ? cb(ud, &ev) : 0;
 }
 
-static int emit_delta(w2a_events *s, w2a_ev_kind kind, const char *t, const Msg *m,
-                      const char *task_id, w2a_ev_fn cb, void *ud) {
-  if (!t || !t[0]) return 0;
-  size_t n = strlen(t);
+static int emit_delta(w2a_events *s, w2a_ev_kind kind, const char *t, size_t n, const char *mid,
+                      const char *task, w2a_ev_fn cb, void *ud) {
+  if (!n) return 0;
   w2a_buf *acc = kind == W2A_EV_TEXT ? &s->text : &s->reasoning;
   if (kind == W2A_EV_TEXT)
     s->text_bytes += n;
   else
     s->reasoning_bytes += n;
   if (s->o.accumulate_max && w2a_buf_append(acc, t, n)) s->truncated = 1;
-  w2a_ev ev = {.kind = kind,
-               .text = t,
-               .len = n,
-               .message_id = m->id,
-               .task_id = m->task_id && m->task_id[0] ? m->task_id : task_id};
+  w2a_ev ev = {.kind = kind, .text = t, .len = n, .message_id = mid, .task_id = task};
   return cb ? cb(ud, &ev) : 0;
+}
+
+/* One message's agent_output, the one reading of it for unpacked messages and for the
+ * wire reader alike: reasoning first (it precedes the answer it led to), then the text;
+ * an empty part is not reported; the message's own task id, else the action's. */
+static int emit_output(w2a_events *s, const char *reasoning, size_t rn, const char *text,
+                       size_t tn, const char *mid, const char *mtask, const char *task_id,
+                       w2a_ev_fn cb, void *ud) {
+  const char *task = mtask && mtask[0] ? mtask : task_id;
+  int rc = emit_delta(s, W2A_EV_REASONING, reasoning, rn, mid, task, cb, ud);
+  return rc ? rc : emit_delta(s, W2A_EV_TEXT, text, tn, mid, task, cb, ud);
 }
 
 static int on_message(w2a_events *s, const Msg *m, const char *task_id, int tools, w2a_ev_fn cb,
@@ -210,9 +221,9 @@ static int on_message(w2a_events *s, const Msg *m, const char *task_id, int tool
   if (!m) return 0;
   int rc = 0;
   if (m->message_case == WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_AGENT_OUTPUT && m->agent_output) {
-    /* reasoning precedes the answer it led to */
-    rc = emit_delta(s, W2A_EV_REASONING, m->agent_output->reasoning, m, task_id, cb, ud);
-    if (!rc) rc = emit_delta(s, W2A_EV_TEXT, m->agent_output->text, m, task_id, cb, ud);
+    const char *r = m->agent_output->reasoning, *t = m->agent_output->text;
+    rc = emit_output(s, r, r ? strlen(r) : 0, t, t ? strlen(t) : 0, m->id, m->task_id, task_id,
+                     cb, ud);
   } else if (tools && m->message_case == WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_TOOL_CALL &&
              m->tool_call &&
              m->tool_call->tool_case ==
@@ -338,198 +349,199 @@ int w2a_events_feed(w2a_events *s, const Warp__MultiAgent__V1__ResponseEvent *ev
 /* ---- straight from the wire ----------------------------------------------------------- */
 
 /* Why not unpack: a streamed answer is thousands of one-fragment append events, and for
- * each, building a ResponseEvent (seven messages, five strings, a dozen allocations) only
- * to read two strings back cost more than everything else the gateway does per event.
- * The bytes are validated exactly as w2a_pbjson_unpack validates them; then wire_shape
- * walks the one shape it knows with protobuf-c's rules (the last occurrence of a singular
- * field wins, the last member seen of a oneof is the one set, repeated occurrences add
- * up, fields w2a_events_feed does not read are skipped), the few structs
- * w2a_events_feed reads are built on the stack, and it interprets them, so the meaning
- * of an event stays defined in one place. Anything else is unpacked. Field numbers come
- * from the descriptors, so a changed .proto cannot silently disagree with this. */
+ * each, validating the bytes, then building a ResponseEvent (seven messages, five strings,
+ * a dozen allocations) only to read two strings back cost more than everything else the
+ * gateway does per event. So that one event is read by a strict reader that validates as
+ * it goes. It accepts exactly
+ *
+ *   ResponseEvent { client_actions { actions { append_to_message_content {
+ *     task_id, mask { paths }, message { id, task_id, agent_output { text, reasoning } }
+ *   } } } }
+ *
+ * in any order, each field at most once except the repeated `actions` (up to
+ * WIRE_MAX_ACTIONS) and `paths`, every tag one byte, every string one that validation
+ * accepts (UTF-8, no NUL); it gives up on anything else (another field, a second
+ * occurrence, a length of more than three bytes). So every event it reads is one that
+ * w2a_pbjson_validate accepts, and one where protobuf-c's reading is the plain one (no
+ * "last occurrence wins", no oneof member replaced): what it reports is what unpacking
+ * and w2a_events_feed report, through the same emit_output. Everything else is unpacked
+ * (validated first) and fed. The tags come from the descriptors, so a changed .proto
+ * cannot silently disagree with this; tests/unit/test_events_wire.c and
+ * fuzz/fuzz_events_wire.c hold the two paths to the same results on any bytes. */
 
 #define WIRE_MAX_ACTIONS 4
 
-typedef struct wire_ids {
-  uint64_t ev_oneof, act_oneof, m_oneof; /* members of ResponseEvent.type, ClientAction.action,
-                                            Message.message (field numbers below 64) */
-  uint32_t ev_actions, ca_actions, act_append, ap_task, ap_msg, m_id, m_task, m_ao, ao_text,
+/* One-byte tags (field number << 3 | wire type 2) of the fields the reader accepts. */
+typedef struct wire_tags {
+  uint8_t ev_ca, ca_act, act_ap, ap_task, ap_msg, ap_mask, fm_path, m_id, m_task, m_ao, ao_text,
       ao_reasoning;
   int ok;
-} wire_ids;
+} wire_tags;
 
-static wire_ids wids;
-static pthread_once_t wids_once = PTHREAD_ONCE_INIT;
+static wire_tags wtags;
 
-static uint32_t field_id(const ProtobufCMessageDescriptor *d, const char *name, uint64_t *oneof) {
-  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
-  if (!f || f->id >= 64) return 0;
-  if (oneof) {
-    *oneof = 0;
-    for (unsigned i = 0; i < d->n_fields; i++)
-      if ((d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-          d->fields[i].quantifier_offset == f->quantifier_offset) {
-        if (d->fields[i].id >= 64) return 0;
-        *oneof |= 1ull << d->fields[i].id;
-      }
-  }
-  return f->id;
+/* The tag of field `name` of d, a message field when sub is given (its type then goes to
+ * *sub) and a string otherwise; 0 when the schema has no such field or its number needs a
+ * longer tag. */
+static uint8_t tag_of(const ProtobufCMessageDescriptor *d, const char *name, int repeated,
+                      const ProtobufCMessageDescriptor **sub) {
+  const ProtobufCFieldDescriptor *f = d ? protobuf_c_message_descriptor_get_field_by_name(d, name)
+                                        : NULL;
+  if (!f || f->id >= 16 || (f->label == PROTOBUF_C_LABEL_REPEATED) != repeated) return 0;
+  if (f->type != (sub ? PROTOBUF_C_TYPE_MESSAGE : PROTOBUF_C_TYPE_STRING)) return 0;
+  if (sub) *sub = f->descriptor;
+  return (uint8_t)(f->id << 3 | 2);
 }
 
-static void wids_build(void) {
-  const ProtobufCMessageDescriptor *ap =
-      &warp__multi_agent__v1__client_action__append_to_message_content__descriptor;
-  const ProtobufCMessageDescriptor *msg = &warp__multi_agent__v1__message__descriptor;
-  const ProtobufCMessageDescriptor *ao = &warp__multi_agent__v1__message__agent_output__descriptor;
-  wire_ids w = {0};
-  w.ev_actions =
-      field_id(&warp__multi_agent__v1__response_event__descriptor, "client_actions", &w.ev_oneof);
-  w.ca_actions =
-      field_id(&warp__multi_agent__v1__response_event__client_actions__descriptor, "actions", NULL);
-  w.act_append = field_id(&warp__multi_agent__v1__client_action__descriptor,
-                          "append_to_message_content", &w.act_oneof);
-  w.ap_task = field_id(ap, "task_id", NULL);
-  w.ap_msg = field_id(ap, "message", NULL);
-  w.m_id = field_id(msg, "id", NULL);
-  w.m_task = field_id(msg, "task_id", NULL);
-  w.m_ao = field_id(msg, "agent_output", &w.m_oneof);
-  w.ao_text = field_id(ao, "text", NULL);
-  w.ao_reasoning = field_id(ao, "reasoning", NULL);
-  w.ok = w.ev_actions && w.ca_actions && w.act_append && w.ap_task && w.ap_msg && w.m_id &&
-         w.m_task && w.m_ao && w.ao_text && w.ao_reasoning;
-  wids = w;
+static void wtags_build(void) {
+  const ProtobufCMessageDescriptor *ca = NULL, *act = NULL, *ap = NULL, *msg = NULL, *fm = NULL,
+                                   *ao = NULL;
+  wire_tags t = {0};
+  t.ev_ca = tag_of(&warp__multi_agent__v1__response_event__descriptor, "client_actions", 0, &ca);
+  t.ca_act = tag_of(ca, "actions", 1, &act);
+  t.act_ap = tag_of(act, "append_to_message_content", 0, &ap);
+  t.ap_task = tag_of(ap, "task_id", 0, NULL);
+  t.ap_msg = tag_of(ap, "message", 0, &msg);
+  t.ap_mask = tag_of(ap, "mask", 0, &fm);
+  t.fm_path = tag_of(fm, "paths", 1, NULL);
+  t.m_id = tag_of(msg, "id", 0, NULL);
+  t.m_task = tag_of(msg, "task_id", 0, NULL);
+  t.m_ao = tag_of(msg, "agent_output", 0, &ao);
+  t.ao_text = tag_of(ao, "text", 0, NULL);
+  t.ao_reasoning = tag_of(ao, "reasoning", 0, NULL);
+  t.ok = t.ev_ca && t.ca_act && t.act_ap && t.ap_task && t.ap_msg && t.ap_mask && t.fm_path &&
+         t.m_id && t.m_task && t.m_ao && t.ao_text && t.ao_reasoning;
+  wtags = t;
 }
 
 typedef struct wspan {
-  const uint8_t *p;
-  uint32_t n, set;
+  const uint8_t *p; /* NULL: the field did not occur */
+  uint32_t n;
 } wspan;
 
-static inline __attribute__((always_inline)) int wire_varint(const uint8_t **pp, const uint8_t *end,
-                                                             uint64_t *v) {
+/* The next field, which must be length-delimited with a one-byte tag: 1 with its tag and
+ * payload, or 0 (a longer tag is refused by the caller's comparison; a length of more
+ * than three bytes, or bytes that run past end, here). */
+static inline __attribute__((always_inline)) int ld_next(const uint8_t **pp, const uint8_t *end,
+                                                         uint8_t *tag, wspan *v) {
   const uint8_t *p = *pp;
-  if (p < end && *p < 0x80) {
-    *v = *p;
-    *pp = p + 1;
-    return 0;
-  }
-  uint64_t r = 0;
-  for (unsigned sh = 0; sh < 64; sh += 7) {
-    if (p >= end) return -1;
-    r |= (uint64_t)(*p & 0x7f) << sh;
-    if (!(*p++ & 0x80)) {
-      *v = r;
-      *pp = p;
-      return 0;
+  size_t left = (size_t)(end - p), h = 2;
+  if (left < 2) return 0;
+  uint32_t n = p[1];
+  if (n & 0x80) {
+    if (left < 3) return 0;
+    n = (n & 0x7f) | (uint32_t)(p[2] & 0x7f) << 7;
+    h = 3;
+    if (p[2] & 0x80) {
+      if (left < 4 || p[3] & 0x80) return 0;
+      n |= (uint32_t)p[3] << 14;
+      h = 4;
     }
   }
-  return -1;
+  if (n > left - h) return 0;
+  *tag = p[0];
+  v->p = p + h;
+  v->n = n;
+  *pp = p + h + n;
+  return 1;
 }
 
-/* The next field of a message that passed validation: its number and value (for wire
- * type 2 the payload). -1 on bytes it cannot read, which validation rules out. */
-static inline __attribute__((always_inline)) int wire_next(const uint8_t **pp, const uint8_t *end,
-                                                           uint32_t *fnum, wspan *val) {
-  const uint8_t *p = *pp;
-  uint64_t tag, n;
-  if (end - p >= 2 && (p[0] & 0x87) == 2 && p[1] < 0x80) {
-    /* The usual field here: one-byte tag, wire type 2, one-byte length. */
-    n = p[1];
-    if (n > (uint64_t)(end - p - 2)) return -1;
-    *fnum = p[0] >> 3;
-    val->p = p + 2;
-    val->n = (uint32_t)n;
-    val->set = 1;
-    *pp = p + 2 + n;
-    return 0;
-  }
-  if (wire_varint(&p, end, &tag)) return -1;
-  switch (tag & 7) {
-  case 0:
-    val->p = p;
-    while (p < end && (*p & 0x80))
-      p++;
-    if (p++ >= end) return -1;
-    n = (uint64_t)(p - val->p);
-    break;
-  case 1: n = 8; goto fixed;
-  case 5:
-    n = 4;
-  fixed:
-    if ((uint64_t)(end - p) < n) return -1;
-    val->p = p;
-    p += n;
-    break;
-  case 2:
-    if (wire_varint(&p, end, &n) || n > (uint64_t)(end - p)) return -1;
-    val->p = p;
-    p += n;
-    break;
-  default: return -1;
-  }
-  *fnum = (uint32_t)(tag >> 3);
-  val->n = (uint32_t)n;
-  val->set = 1;
-  *pp = p;
-  return 0;
+/* A string field's payload into *dst: 0 when it occurred before or is not a valid string. */
+static inline int take_str(wspan *dst, const wspan *v) {
+  if (dst->p || !w2a_pbjson_string_ok(v->p, v->n)) return 0;
+  *dst = *v;
+  return 1;
 }
 
 typedef struct wact {
-  wspan task, msg, id, mtask, text, reasoning;
+  wspan task, msg, id, mtask, ao, text, reasoning;
 } wact;
 
-/* 1 when buf is client_actions of append_to_message_content actions whose messages (if
- * any) hold agent_output; their strings in acts. 0 for any other event. */
-static int wire_shape(const uint8_t *p, const uint8_t *end, wact *acts, size_t *nacts) {
-  const wire_ids *w = &wids;
-  uint32_t f, last = 0;
-  wspan v, sub = {0};
+static int rd_output(const uint8_t *p, const uint8_t *end, wact *a) {
+  const wire_tags *t = &wtags;
+  uint8_t tag;
+  wspan v;
   while (p < end) {
-    if (wire_next(&p, end, &f, &v) || f >= 64) return 0;
-    if (w->ev_oneof >> f & 1) last = f, sub = v;
-  }
-  if (last != w->ev_actions) return 0;
-  *nacts = 0;
-  for (p = sub.p, end = sub.p + sub.n; p < end;) {
-    if (wire_next(&p, end, &f, &v)) return 0;
-    if (f != w->ca_actions) continue;
-    if (*nacts == WIRE_MAX_ACTIONS) return 0;
-    wact *a = &acts[(*nacts)++];
-    memset(a, 0, sizeof *a);
-    wspan x, ap = {0}, ao = {0};
-    last = 0;
-    for (const uint8_t *q = v.p, *qe = v.p + v.n; q < qe;) {
-      if (wire_next(&q, qe, &f, &x) || f >= 64) return 0;
-      if (w->act_oneof >> f & 1) last = f, ap = x;
-    }
-    if (last != w->act_append) return 0;
-    for (const uint8_t *q = ap.p, *qe = ap.p + ap.n; q < qe;) {
-      if (wire_next(&q, qe, &f, &x)) return 0;
-      if (f == w->ap_task) a->task = x;
-      if (f == w->ap_msg) a->msg = x; /* validation refuses a second one */
-    }
-    if (!a->msg.set) continue;
-    last = 0;
-    for (const uint8_t *q = a->msg.p, *qe = a->msg.p + a->msg.n; q < qe;) {
-      if (wire_next(&q, qe, &f, &x) || f >= 64) return 0;
-      if (f == w->m_id) a->id = x;
-      if (f == w->m_task) a->mtask = x;
-      if (w->m_oneof >> f & 1) last = f, ao = x;
-    }
-    if (last != w->m_ao) return 0;
-    for (const uint8_t *q = ao.p, *qe = ao.p + ao.n; q < qe;) {
-      if (wire_next(&q, qe, &f, &x)) return 0;
-      if (f == w->ao_text) a->text = x;
-      if (f == w->ao_reasoning) a->reasoning = x;
+    if (!ld_next(&p, end, &tag, &v)) return 0;
+    if (tag == t->ao_text) {
+      if (!take_str(&a->text, &v)) return 0;
+    } else if (tag != t->ao_reasoning || !take_str(&a->reasoning, &v)) {
+      return 0;
     }
   }
   return 1;
 }
 
-/* A NUL-terminated copy in s->wire (room reserved beforehand), or protobuf-c's default
- * "" for an absent field. */
-static char *wire_str(w2a_events *s, const wspan *v) {
-  if (!v->set) return (char *)protobuf_c_empty_string;
+static int rd_message(const uint8_t *p, const uint8_t *end, wact *a) {
+  const wire_tags *t = &wtags;
+  uint8_t tag;
+  wspan v;
+  while (p < end) {
+    if (!ld_next(&p, end, &tag, &v)) return 0;
+    if (tag == t->m_ao) {
+      if (a->ao.p) return 0;
+      a->ao = v;
+      if (!rd_output(v.p, v.p + v.n, a)) return 0;
+    } else if (tag == t->m_id) {
+      if (!take_str(&a->id, &v)) return 0;
+    } else if (tag != t->m_task || !take_str(&a->mtask, &v)) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static int rd_append(const uint8_t *p, const uint8_t *end, wact *a) {
+  const wire_tags *t = &wtags;
+  uint8_t tag;
+  wspan v, mask = {0};
+  while (p < end) {
+    if (!ld_next(&p, end, &tag, &v)) return 0;
+    if (tag == t->ap_msg) {
+      if (a->msg.p) return 0;
+      a->msg = v;
+      if (!rd_message(v.p, v.p + v.n, a)) return 0;
+    } else if (tag == t->ap_task) {
+      if (!take_str(&a->task, &v)) return 0;
+    } else if (tag == t->ap_mask) {
+      if (mask.p) return 0;
+      mask = v;
+      for (const uint8_t *q = v.p, *qe = v.p + v.n; q < qe;) {
+        wspan path;
+        if (!ld_next(&q, qe, &tag, &path) || tag != t->fm_path ||
+            !w2a_pbjson_string_ok(path.p, path.n))
+          return 0;
+      }
+    } else {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* 1 when buf is the event described above, its actions in acts; 0 for anything else. */
+static int rd_event(const uint8_t *p, const uint8_t *end, wact *acts, size_t *nacts) {
+  const wire_tags *t = &wtags;
+  uint8_t tag;
+  wspan ca, act, ap;
+  size_t k = 0;
+  if (!ld_next(&p, end, &tag, &ca) || tag != t->ev_ca || p != end) return 0;
+  for (const uint8_t *q = ca.p, *qe = ca.p + ca.n; q < qe;) {
+    if (!ld_next(&q, qe, &tag, &act) || tag != t->ca_act || k == WIRE_MAX_ACTIONS) return 0;
+    const uint8_t *r = act.p, *re = act.p + act.n;
+    if (!ld_next(&r, re, &tag, &ap) || tag != t->act_ap || r != re) return 0;
+    wact *a = &acts[k++];
+    memset(a, 0, sizeof *a);
+    if (!rd_append(ap.p, ap.p + ap.n, a)) return 0;
+  }
+  *nacts = k;
+  return 1;
+}
+
+/* A NUL-terminated copy in s->wire (room reserved beforehand), or "" for an absent field,
+ * as protobuf-c leaves an absent string. */
+static const char *wire_str(w2a_events *s, const wspan *v) {
+  if (!v->p) return protobuf_c_empty_string;
   char *d = s->wire.data + s->wire.len;
   memcpy(d, v->p, v->n);
   d[v->n] = 0;
@@ -537,43 +549,24 @@ static char *wire_str(w2a_events *s, const wspan *v) {
   return d;
 }
 
-static int feed_shape(w2a_events *s, const wact *acts, size_t nacts, w2a_ev_fn cb, void *ud,
-                      w2a_err *err) {
-  static const Warp__MultiAgent__V1__ClientAction act0 = WARP__MULTI_AGENT__V1__CLIENT_ACTION__INIT;
-  static const Warp__MultiAgent__V1__ClientAction__AppendToMessageContent ap0 =
-      WARP__MULTI_AGENT__V1__CLIENT_ACTION__APPEND_TO_MESSAGE_CONTENT__INIT;
-  static const Msg msg0 = WARP__MULTI_AGENT__V1__MESSAGE__INIT;
-  static const Warp__MultiAgent__V1__Message__AgentOutput ao0 =
-      WARP__MULTI_AGENT__V1__MESSAGE__AGENT_OUTPUT__INIT;
-  Warp__MultiAgent__V1__ResponseEvent ev = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__INIT;
-  Warp__MultiAgent__V1__ResponseEvent__ClientActions ca =
-      WARP__MULTI_AGENT__V1__RESPONSE_EVENT__CLIENT_ACTIONS__INIT;
-  Warp__MultiAgent__V1__ClientAction act[WIRE_MAX_ACTIONS], *pact[WIRE_MAX_ACTIONS];
-  Warp__MultiAgent__V1__ClientAction__AppendToMessageContent ap[WIRE_MAX_ACTIONS];
-  Msg msg[WIRE_MAX_ACTIONS];
-  Warp__MultiAgent__V1__Message__AgentOutput ao[WIRE_MAX_ACTIONS];
-  for (size_t i = 0; i < nacts; i++) {
-    act[i] = act0, ap[i] = ap0;
-    act[i].action_case = WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_APPEND_TO_MESSAGE_CONTENT;
-    act[i].append_to_message_content = &ap[i];
-    ap[i].task_id = wire_str(s, &acts[i].task);
-    if (acts[i].msg.set) {
-      msg[i] = msg0, ao[i] = ao0;
-      msg[i].id = wire_str(s, &acts[i].id);
-      msg[i].task_id = wire_str(s, &acts[i].mtask);
-      msg[i].message_case = WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_AGENT_OUTPUT;
-      msg[i].agent_output = &ao[i];
-      ao[i].text = wire_str(s, &acts[i].text);
-      ao[i].reasoning = wire_str(s, &acts[i].reasoning);
-      ap[i].message = &msg[i];
-    }
-    pact[i] = &act[i];
+/* w2a_events_feed's work for the event rd_event read: the ids copied so that they end in
+ * NUL, the text and reasoning reported where they lie. */
+static int feed_read(w2a_events *s, const wact *acts, size_t nacts, w2a_ev_fn cb, void *ud) {
+  s->events++;
+  if (s->reason != W2A_FINISH_NONE) {
+    s->after_finish++;
+    return 0;
   }
-  ca.n_actions = nacts;
-  ca.actions = pact;
-  ev.type_case = WARP__MULTI_AGENT__V1__RESPONSE_EVENT__TYPE_CLIENT_ACTIONS;
-  ev.client_actions = &ca;
-  return w2a_events_feed(s, &ev, cb, ud, err);
+  int rc = 0;
+  for (size_t i = 0; !rc && i < nacts; i++) {
+    const wact *a = &acts[i];
+    if (!a->ao.p || (!a->text.n && !a->reasoning.n)) continue; /* nothing to report */
+    const char *task = wire_str(s, &a->task), *mid = wire_str(s, &a->id),
+               *mtask = wire_str(s, &a->mtask);
+    rc = emit_output(s, (const char *)a->reasoning.p, a->reasoning.n, (const char *)a->text.p,
+                     a->text.n, mid, mtask, task, cb, ud);
+  }
+  return rc;
 }
 
 int w2a_events_feed_wire(w2a_events *s, const uint8_t *buf, size_t len, ProtobufCAllocator *a,
@@ -583,20 +576,12 @@ int w2a_events_feed_wire(w2a_events *s, const uint8_t *buf, size_t len, Protobuf
   wact acts[WIRE_MAX_ACTIONS];
   size_t nacts = 0;
   *undecodable = 0;
-  pthread_once(&wids_once, wids_build);
-  if (wids.ok && wire_shape(b, b + len, acts, &nacts)) {
-    /* The shape is read first (cheap, bounds-checked), the whole event validated second:
-     * nothing is interpreted before both passed. */
-    if (w2a_pbjson_validate(d, buf, len, err)) {
-      *undecodable = 1;
-      return W2A_EINVAL;
-    }
+  if (wtags.ok && len <= W2A_PBJSON_MAX_INPUT && rd_event(b, b + len, acts, &nacts)) {
     size_t room = 0;
     for (size_t i = 0; i < nacts; i++)
-      room += (size_t)acts[i].task.n + acts[i].id.n + acts[i].mtask.n + acts[i].text.n +
-              acts[i].reasoning.n + 5;
+      room += (size_t)acts[i].task.n + acts[i].id.n + acts[i].mtask.n + 3;
     w2a_buf_reset(&s->wire);
-    if (!w2a_buf_reserve(&s->wire, room)) return feed_shape(s, acts, nacts, cb, ud, err);
+    if (!w2a_buf_reserve(&s->wire, room)) return feed_read(s, acts, nacts, cb, ud);
   }
   ProtobufCMessage *m = w2a_pbjson_unpack_with(d, buf, len, a, err);
   if (!m) {

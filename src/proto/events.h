@@ -65,7 +65,7 @@ typedef struct w2a_ev {
   w2a_ev_kind kind;
   /* INIT */
   const char *conversation_id, *request_id;
-  /* TEXT, REASONING: the delta; also the message it belongs to */
+  /* TEXT, REASONING: the delta (len bytes, not NUL-terminated); the message it belongs to */
   const char *text;
   size_t len;
   const char *message_id, *task_id;

@@ -298,6 +298,10 @@ static inline int ascii_words(const uint8_t *p, size_t len) {
   return !(acc & 0x8080808080808080ull);
 }
 
+int w2a_pbjson_string_ok(const uint8_t *p, size_t n) {
+  return ascii_words(p, n) || utf8_check(p, n, 1) == n;
+}
+
 /* 0 ok, -1 truncated, -2 longer than max bytes. */
 static int rd_varint(const uint8_t *p, size_t n, size_t max, uint64_t *v, size_t *used) {
   uint64_t r = 0;

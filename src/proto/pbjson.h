@@ -81,6 +81,9 @@ int w2a_pbjson_validate_ex(const ProtobufCMessageDescriptor *d, const uint8_t *b
                            const w2a_pbjson_opts *o, w2a_err *err);
 int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                         w2a_err *err);
+/* 1 when the n bytes at p are what validation accepts in a string field: UTF-8 (strict,
+ * as utf8_check) without NUL bytes. For readers of the wire that validate as they go. */
+int w2a_pbjson_string_ok(const uint8_t *p, size_t n);
 
 /* Validate, then unpack with the default allocator (free with
  * protobuf_c_message_free_unpacked). NULL on error, with err filled. Use it instead of

@@ -192,9 +192,79 @@ static void test_built(void) {
   both(NULL, 0, 0, 0);
 }
 
+/* The events of a streamed answer (every append_to_message_content of the capture, with
+ * its update mask, and fakewarp's) are read off the wire: the allocator is never asked. */
+static size_t n_allocs, n_appends;
+static void *count_alloc(void *ud, size_t n) { return (void)ud, n_allocs++, malloc(n); }
+static void count_free(void *ud, void *p) { (void)ud, free(p); }
+
+static int only_appends(const Warp__MultiAgent__V1__ResponseEvent *ev) {
+  if (ev->type_case != WARP__MULTI_AGENT__V1__RESPONSE_EVENT__TYPE_CLIENT_ACTIONS) return 0;
+  for (size_t i = 0; i < ev->client_actions->n_actions; i++)
+    if (ev->client_actions->actions[i]->action_case !=
+        WARP__MULTI_AGENT__V1__CLIENT_ACTION__ACTION_APPEND_TO_MESSAGE_CONTENT)
+      return 0;
+  return ev->client_actions->n_actions > 0;
+}
+
+static int no_unpack_one(void *ud, const w2a_sse_event *sev) {
+  (void)ud;
+  if (sev->done) return 0;
+  w2a_err err = {0};
+  ProtobufCMessage *m =
+      w2a_pbjson_unpack(&warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &err);
+  T_CHECK(m != NULL);
+  if (!m) return 0;
+  int appends = only_appends((const Warp__MultiAgent__V1__ResponseEvent *)m);
+  protobuf_c_message_free_unpacked(m, NULL);
+  ProtobufCAllocator a = {count_alloc, count_free, NULL};
+  w2a_events s;
+  log_t l = {0};
+  int bad = 0;
+  w2a_events_init(&s, NULL);
+  w2a_buf_init(&l.t, 0);
+  size_t before = n_allocs;
+  T_EQ_INT(w2a_events_feed_wire(&s, sev->data, sev->len, &a, on_ev, &l, &bad, &err), 0);
+  if (appends) {
+    n_appends++;
+    T_EQ_INT((int)(n_allocs - before), 0);
+    T_CHECK(l.items > 0 || s.text_bytes + s.reasoning_bytes == 0);
+  } else {
+    T_CHECK(n_allocs > before); /* anything else is unpacked */
+  }
+  w2a_buf_free(&l.t);
+  w2a_events_free(&s);
+  return 0;
+}
+
+static void test_no_unpack(void) {
+  size_t n;
+  char *cap = fx_read("turn1-response.sse", &n);
+  T_CHECK(cap != NULL);
+  w2a_sse d;
+  w2a_err err = {0};
+  w2a_sse_init(&d, 0);
+  if (cap) T_EQ_INT(w2a_sse_feed(&d, cap, n, no_unpack_one, NULL, &err), 0);
+  w2a_sse_free(&d);
+  free(cap);
+  T_CHECK(n_appends >= 3);
+  /* fakewarp's append events, text and reasoning (the first agent event of a message is
+   * an add_messages_to_task, which is unpacked). */
+  uint8_t b[4096];
+  for (int reasoning = 0; reasoning < 2; reasoning++) {
+    size_t nb = agent_bytes(b, sizeof b, "fragment", 8, reasoning, 0, "task-1");
+    T_CHECK(nb > 0);
+    w2a_sse_event ev = {.data = b, .len = nb};
+    size_t was = n_appends;
+    no_unpack_one(NULL, &ev);
+    T_EQ_INT((int)(n_appends - was), 1);
+  }
+}
+
 int main(void) {
   T_RUN(test_capture);
   T_RUN(test_built);
+  T_RUN(test_no_unpack);
   fprintf(stderr, "compared %zu events (%zu through the wire path)\n", n_cases, n_fast);
   T_CHECK(n_fast > 100);
   return t_done();
