@@ -33,6 +33,9 @@
 #include "gateway/map_response.h"
 #include "gateway/upstream.h"
 
+/* A stream's output buffer is written before the end of the socket event once it holds
+ * this much (see on_up_event). */
+#define OUT_FLUSH_BYTES (64u << 10)
 #define MAX_TRIED 64
 /* Completion objects kept for reuse after a request: each is 3.8 KB, a large-bin malloc
  * that also makes glibc consolidate its fast bins, once per completion otherwise. */
@@ -344,9 +347,13 @@ static int on_up_event(void *ud, const w2a_gw_event *ev) {
   uint64_t now = uv_now(ch->g->loop);
   int rc = w2a_gw_resp_feed(&ch->resp, ev, &ch->out);
   if (rc) return 1; /* too large: on_end sees W2A_UP_STOPPED */
-  /* Streamed chunks wait in `out` for on_up_batch (the end of this upstream read), so one
-   * read from Warp is one write to the client. */
-  if (ch->c.stream && ch->out.len) ch->content_sent = 1;
+  /* Streamed chunks wait in `out` for on_up_batch (the end of the socket event that
+   * brought them), so one burst from Warp is one write to the client; past
+   * OUT_FLUSH_BYTES they go at once, which also lets back-pressure act within the burst. */
+  if (ch->c.stream && ch->out.len) {
+    ch->content_sent = 1;
+    if (ch->out.len >= OUT_FLUSH_BYTES) flush_out(ch);
+  }
   if (ch->lease && ch->g->cfg->lease_ttl_ms > 0 &&
       now - ch->last_extend_ms > (uint64_t)ch->g->cfg->lease_ttl_ms / 3) {
     ch->last_extend_ms = now;

@@ -319,12 +319,13 @@ static int on_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
     after_feed(u, rc, &err);
     return W2A_HTTP_CONTINUE;
   }
-  if (u->cbs.on_batch) {
-    u->in_data = 1; /* a pause asked for in on_batch is this call's return value */
-    u->cbs.on_batch(u->ud);
-    u->in_data = 0;
-  }
   return u->paused ? W2A_HTTP_PAUSE : W2A_HTTP_CONTINUE;
+}
+
+/* The end of a socket event's data: the caller writes what its events produced. */
+static void on_call_batch(w2a_http_call *c, void *ud) {
+  w2a_gw_upstream *u = ud;
+  if (!u->ended && u->status == 200 && u->cbs.on_batch) u->cbs.on_batch(u->ud);
 }
 
 static void on_done(w2a_http_call *c, int code, const char *errmsg, void *ud) {
@@ -386,7 +387,7 @@ void w2a_gw_up_ident_init(w2a_gw_up_ident *id, const w2a_config *cfg) {
 int w2a_gw_up_start(w2a_gw_upstream **out, uv_loop_t *loop, w2a_http_client *http,
                     const w2a_gw_up_opts *o, const char *id_token, const void *body, size_t len,
                     const w2a_gw_up_cbs *cbs, void *ud) {
-  static const w2a_http_call_cbs hcbs = {on_status, on_data, on_done};
+  static const w2a_http_call_cbs hcbs = {on_status, on_data, on_done, on_call_batch};
   const w2a_config *cfg = o->cfg;
   up_mem *mem = malloc(sizeof *mem);
   w2a_gw_upstream *u = mem ? &mem->u : NULL;

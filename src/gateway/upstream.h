@@ -77,8 +77,9 @@ typedef struct w2a_gw_up_cbs {
    * (on_end then reports W2A_UP_STOPPED). */
   int (*on_event)(void *ud, const w2a_gw_event *ev);
   void (*on_end)(void *ud, const w2a_gw_up_result *res);
-  /* Optional: every on_event of one received piece of the body has run (the attempt is
-   * still going). Lets the caller write what those events produced in one go; a pause
+  /* Optional: every on_event of what one socket event brought (one or several reads,
+   * each perhaps several pieces after HTTP chunk decoding) has run, and the attempt is
+   * still going. Lets the caller write what those events produced in one go; a pause
    * asked for here takes effect before the next piece. */
   void (*on_batch)(void *ud);
 } w2a_gw_up_cbs;

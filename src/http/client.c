@@ -76,6 +76,7 @@ struct w2a_http_client {
   uint64_t connect_timeout_ms;
   w2a_http_call *calls; /* live calls */
   w2a_http_call *deferred;
+  w2a_http_call *batch; /* calls whose on_data ran in this socket event: on_batch is due */
   sockctx *socks;   /* watched sockets, and parked ones */
   sockctx **parked; /* by fd: stopped polls of sockets still open, reused when curl
                        watches that socket again */
@@ -102,6 +103,7 @@ struct w2a_http_call {
   uv_timer_t tmo;
   w2a_http_call *prev, *next; /* in cli->calls */
   w2a_http_call *dnext;       /* in cli->deferred */
+  w2a_http_call *bnext;       /* in cli->batch */
   uint64_t t0, last;          /* loop ms: start, last received byte */
   uint64_t timeout_ms, idle_ms, first_byte_ms;
   size_t skip; /* bytes curl will re-deliver that on_data already consumed */
@@ -110,7 +112,7 @@ struct w2a_http_call {
   const char *fail_msg; /* our own reason when we stopped the transfer */
   int fail_code;
   unsigned status_fired : 1, got_any : 1, got_body : 1, paused : 1, want_resume : 1, cancelled : 1,
-      in_done : 1, on_deferred : 1, finished : 1, done_ok : 1;
+      in_done : 1, on_deferred : 1, finished : 1, done_ok : 1, batched : 1;
   char errbuf[CURL_ERROR_SIZE];
   char msg[CURL_ERROR_SIZE + 128];
 };
@@ -258,6 +260,14 @@ static void call_free(w2a_http_call *c) {
       }
     c->on_deferred = 0;
   }
+  if (c->batched) {
+    for (w2a_http_call **pp = &cl->batch; *pp; pp = &(*pp)->bnext)
+      if (*pp == c) {
+        *pp = c->bnext;
+        break;
+      }
+    c->batched = 0;
+  }
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -269,6 +279,22 @@ static void call_free(w2a_http_call *c) {
 }
 
 /* ---------------------------------------------------------------- curl → uv */
+
+/* on_batch of every call that received data since the last run: after each socket event
+ * (and timer, and resume) rather than after each write callback, so that a consumer
+ * writes once per event however many times curl's chunked decoding called on_data
+ * (twice per 16 KiB read with fakewarp). Counted as inside curl (cb_depth): a cancel or
+ * pause asked for here is deferred like one from on_data. */
+static void run_batches(w2a_http_client *cl) {
+  cl->cb_depth++;
+  while (cl->batch) {
+    w2a_http_call *c = cl->batch;
+    cl->batch = c->bnext;
+    c->batched = 0;
+    if (!c->cancelled && !c->finished) c->cbs.on_batch(c, c->ud);
+  }
+  cl->cb_depth--;
+}
 
 static void on_poll(uv_poll_t *h, int status, int events) {
   sockctx *sc = h->data;
@@ -288,6 +314,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   cl->cb_depth++;
   curl_multi_socket_action(cl->multi, sc->fd, flags, &running);
   cl->cb_depth--;
+  run_batches(cl);
   client_check_multi(cl);
 }
 
@@ -404,6 +431,7 @@ static void on_curl_timer(uv_timer_t *t) {
   cl->cb_depth++;
   curl_multi_socket_action(cl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
   cl->cb_depth--;
+  run_batches(cl);
   client_check_multi(cl);
 }
 
@@ -468,6 +496,11 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud) {
   }
   int r = c->cbs.on_data ? c->cbs.on_data(c, p + skip, len - skip, c->ud) : W2A_HTTP_CONTINUE;
   if (c->cancelled) return 0;
+  if (c->cbs.on_batch && !c->batched) {
+    c->batched = 1;
+    c->bnext = c->cli->batch;
+    c->cli->batch = c;
+  }
   if (r == W2A_HTTP_PAUSE || c->paused) {
     c->paused = 1;
     c->skip = len; /* all of it was consumed; curl will hand it back on unpause */
@@ -567,6 +600,7 @@ static void on_idle(uv_idle_t *h) {
     }
   }
   uv_idle_stop(h);
+  run_batches(cl);
   client_check_multi(cl);
   if (cl->closing && !cl->multi_gone && cl->ncalls == 0) {
     cl->multi_gone = 1;

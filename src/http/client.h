@@ -57,6 +57,10 @@ typedef struct w2a_http_call_cbs {
   void (*on_status)(w2a_http_call *c, int status, const char *content_type, void *ud);
   int (*on_data)(w2a_http_call *c, const char *p, size_t n, void *ud);
   void (*on_done)(w2a_http_call *c, int code, const char *errmsg, void *ud);
+  /* Optional: after the on_data calls that one socket event (or timer, or resume) led
+   * to, before on_done. Where a consumer that buffers what on_data produced writes it:
+   * once per event instead of once per on_data. */
+  void (*on_batch)(w2a_http_call *c, void *ud);
 } w2a_http_call_cbs;
 
 typedef struct w2a_http_request {

@@ -230,7 +230,7 @@ static void r_done(w2a_http_call *c, int code, const char *msg, void *ud) {
   finish_one();
 }
 
-static const w2a_http_call_cbs rec_cbs = {r_status, r_data, r_done};
+static const w2a_http_call_cbs rec_cbs = {r_status, r_data, r_done, NULL};
 
 static void rec_init(rec *r) {
   memset(r, 0, sizeof *r);

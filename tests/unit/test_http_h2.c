@@ -84,7 +84,7 @@ static void r_done(w2a_http_call *c, int code, const char *msg, void *ud) {
   }
 }
 
-static const w2a_http_call_cbs cbs = {r_status, r_data, r_done};
+static const w2a_http_call_cbs cbs = {r_status, r_data, r_done, NULL};
 
 static void run(const char *base, int backend_port, const char *ca, const char *want_version) {
   T_EQ_INT(uv_loop_init(&g_loop), 0);
