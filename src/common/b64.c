@@ -88,10 +88,10 @@ static pthread_once_t dec4_once = PTHREAD_ONCE_INIT;
  * and nothing else (bytes >= 0x80 have no bit). Its value is the byte plus an offset
  * chosen by the high nibble, by the low nibble for the punctuation in 0x2_, and -32 for
  * '_'. A block holding anything else (padding included) is left to the scalar loops,
- * which find the exact offset. Returns the characters taken (a multiple of 32); *o
- * advances by 3/4 of that. */
-__attribute__((target("avx2"))) static size_t dec_avx2(const unsigned char *in, size_t end,
-                                                       unsigned char *out, size_t *o) {
+ * which find the exact offset. One block of 32 characters at in: 24 bytes at out and 1,
+ * or 0 (nothing written) when the block holds anything but digits. */
+__attribute__((target("avx2"), always_inline)) static inline int dec_blk(const unsigned char *in,
+                                                                         unsigned char *out) {
 #define LANES(...) _mm256_setr_epi8(__VA_ARGS__, __VA_ARGS__)
   const __m256i nib = _mm256_set1_epi8(0x0f);
   const __m256i lo_ok = LANES(0x2a, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3c,
@@ -101,28 +101,40 @@ __attribute__((target("avx2"))) static size_t dec_avx2(const unsigned char *in, 
   const __m256i p_off = LANES(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 19, 0, 17, 0, 16); /* + - / */
   const __m256i pack = LANES(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
 #undef LANES
-  size_t i = 0, oo = *o;
-  for (; i + 32 <= end; i += 32) {
-    __m256i c = _mm256_loadu_si256((const __m256i *)(in + i));
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi32(c, 4), nib);
-    __m256i lo = _mm256_and_si256(c, nib);
-    __m256i ok = _mm256_and_si256(_mm256_shuffle_epi8(lo_ok, lo), _mm256_shuffle_epi8(hi_bit, hi));
-    if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(ok, _mm256_setzero_si256()))) break;
-    __m256i off =
-        _mm256_blendv_epi8(_mm256_shuffle_epi8(hi_off, hi), _mm256_shuffle_epi8(p_off, lo),
-                           _mm256_cmpeq_epi8(hi, _mm256_set1_epi8(2)));
-    off =
-        _mm256_blendv_epi8(off, _mm256_set1_epi8(-32), _mm256_cmpeq_epi8(c, _mm256_set1_epi8('_')));
-    __m256i v = _mm256_add_epi8(c, off);
-    /* 6-bit digits a b c d -> a<<18|b<<12|c<<6|d per 32-bit lane, then 3 bytes each. */
-    v = _mm256_maddubs_epi16(v, _mm256_set1_epi32(0x01400140));
-    v = _mm256_madd_epi16(v, _mm256_set1_epi32(0x00011000));
-    v = _mm256_shuffle_epi8(v, pack);
-    v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7));
-    _mm_storeu_si128((__m128i *)(out + oo), _mm256_castsi256_si128(v));
-    _mm_storel_epi64((__m128i *)(out + oo + 16), _mm256_extracti128_si256(v, 1));
-    oo += 24;
-  }
+  __m256i c = _mm256_loadu_si256((const __m256i *)in);
+  __m256i hi = _mm256_and_si256(_mm256_srli_epi32(c, 4), nib);
+  __m256i lo = _mm256_and_si256(c, nib);
+  __m256i ok = _mm256_and_si256(_mm256_shuffle_epi8(lo_ok, lo), _mm256_shuffle_epi8(hi_bit, hi));
+  if (_mm256_movemask_epi8(_mm256_cmpeq_epi8(ok, _mm256_setzero_si256()))) return 0;
+  __m256i off =
+      _mm256_blendv_epi8(_mm256_shuffle_epi8(hi_off, hi), _mm256_shuffle_epi8(p_off, lo),
+                         _mm256_cmpeq_epi8(hi, _mm256_set1_epi8(2)));
+  /* '_' (high nibble 5, offset -65) needs -32: add 33 where the byte is '_'. */
+  off = _mm256_add_epi8(
+      off, _mm256_and_si256(_mm256_cmpeq_epi8(c, _mm256_set1_epi8('_')), _mm256_set1_epi8(33)));
+  __m256i v = _mm256_add_epi8(c, off);
+  /* 6-bit digits a b c d -> a<<18|b<<12|c<<6|d per 32-bit lane, then 3 bytes each. */
+  v = _mm256_maddubs_epi16(v, _mm256_set1_epi32(0x01400140));
+  v = _mm256_madd_epi16(v, _mm256_set1_epi32(0x00011000));
+  v = _mm256_shuffle_epi8(v, pack);
+  v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7));
+  _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(v));
+  _mm_storel_epi64((__m128i *)(out + 16), _mm256_extracti128_si256(v, 1));
+  return 1;
+}
+
+/* The blocks of 32 digits from the start, then one more block ending with the last whole
+ * group, overlapping what is done (those bytes are written again, unchanged), so that
+ * only the last 1-3 digits are left to the scalar code. Returns the characters taken (0
+ * up to the first block holding anything but digits); *o advances by 3/4 of that. */
+__attribute__((target("avx2"))) static size_t dec_avx2(const unsigned char *in, size_t end,
+                                                       unsigned char *out, size_t *o) {
+  size_t i = 0, oo = 0, e4 = end & ~(size_t)3;
+  for (; i + 32 <= end; i += 32, oo += 24)
+    if (!dec_blk(in + i, out + oo)) break;
+  /* After a block that is not all digits, e4 - i >= 32 and this does not run. */
+  if (i < e4 && e4 - i < 32 && dec_blk(in + e4 - 32, out + (e4 - 32) / 4 * 3))
+    i = e4, oo = e4 / 4 * 3;
   *o = oo;
   return i;
 }
@@ -152,14 +164,7 @@ long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at
   const unsigned char *u = (const unsigned char *)in;
   size_t o = 0, i = 0;
 #if HAVE_AVX2_PATH
-  if (use_avx2 && end >= 32) {
-    i = dec_avx2(u, end, out, &o);
-    /* The last whole groups: one more block ending with them, overlapping what is done
-     * (those bytes are written again, unchanged). */
-    size_t e4 = end & ~(size_t)3, o4 = 0;
-    if (i < e4 && e4 - i < 32 && dec_avx2(u + e4 - 32, 32, out + (e4 - 32) / 4 * 3, &o4) == 32)
-      i = e4, o = e4 / 4 * 3;
-  }
+  if (use_avx2 && end >= 32) i = dec_avx2(u, end, out, &o);
 #endif
   /* Eight characters a step while at least four more follow them: their six bytes go out
    * as one 8-byte store whose last two bytes the next step overwrites, and which stays
@@ -177,6 +182,16 @@ long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at
     out[o] = (unsigned char)(v >> 16);
     out[o + 1] = (unsigned char)(v >> 8);
     out[o + 2] = (unsigned char)v;
+  }
+  /* The last two or three digits: one or two bytes (the bits left over are ignored, as
+   * in the loop below, which also finds the offset of anything that is not a digit). */
+  if (end - i == 2 || end - i == 3) {
+    uint32_t v = dec4[0][u[i]] | dec4[1][u[i + 1]] | (end - i == 3 ? dec4[2][u[i + 2]] : 0);
+    if (!(v & 0x80000000u)) {
+      out[o++] = (unsigned char)(v >> 16);
+      if (end - i == 3) out[o++] = (unsigned char)(v >> 8);
+      return (long)o;
+    }
   }
   uint32_t acc = 0;
   int bits = 0;
