@@ -283,24 +283,7 @@ static size_t utf8_check(const uint8_t *s, size_t n, int nul_bad) {
   return n;
 }
 
-/* 1 when the 8..64 bytes at p are all ASCII and none is NUL, read as overlapping 8-byte
- * words (ids and short fragments, the strings of the hot path, in a few loads); 0 means
- * "not known", and utf8_check decides. */
-static inline int ascii_words(const uint8_t *p, size_t len) {
-  if (len < 8 || len > 64) return 0;
-  uint64_t acc = 0, w;
-  for (size_t i = 0; i + 8 < len; i += 8) {
-    memcpy(&w, p + i, 8);
-    acc |= (w - 0x0101010101010101ull) | w;
-  }
-  memcpy(&w, p + len - 8, 8);
-  acc |= (w - 0x0101010101010101ull) | w;
-  return !(acc & 0x8080808080808080ull);
-}
-
-int w2a_pbjson_string_ok(const uint8_t *p, size_t n) {
-  return ascii_words(p, n) || utf8_check(p, n, 1) == n;
-}
+int w2a_pbjson_string_check(const uint8_t *p, size_t n) { return utf8_check(p, n, 1) == n; }
 
 /* 0 ok, -1 truncated, -2 longer than max bytes. */
 static int rd_varint(const uint8_t *p, size_t n, size_t max, uint64_t *v, size_t *used) {
@@ -2813,7 +2796,7 @@ static int vscan(const vlim *L, const dinfo *di, const uint8_t *p, const uint8_t
       const uint8_t *vend = p + v;
       if (F) {
         if (F->type == PROTOBUF_C_TYPE_STRING) {
-          if (!ascii_words(p, (size_t)v) && utf8_check(p, (size_t)v, 1) < v) return -1;
+          if (!w2a_pbjson_string_ok(p, (size_t)v)) return -1;
         } else if (F->type == PROTOBUF_C_TYPE_MESSAGE) {
           if (F->dup_check) {
             if (seen[i / 64] >> (i % 64) & 1) return -1;
@@ -3054,7 +3037,7 @@ static int u_sub(ustate *u, const dinfo *sd, void *slot, const uint8_t *p, const
 /* A string or bytes value into dst (a char * or a ProtobufCBinaryData). */
 static inline int u_blob(ustate *u, uint8_t type, const uint8_t *p, size_t len, void *dst) {
   if (type == PROTOBUF_C_TYPE_STRING) {
-    if (!ascii_words(p, len) && utf8_check(p, len, 1) < len) return -1;
+    if (!w2a_pbjson_string_ok(p, len)) return -1;
     char *s = u_alloc(u, len + 1);
     if (!s) return -1;
     memcpy(s, p, len);

@@ -40,6 +40,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -81,9 +82,27 @@ int w2a_pbjson_validate_ex(const ProtobufCMessageDescriptor *d, const uint8_t *b
                            const w2a_pbjson_opts *o, w2a_err *err);
 int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len,
                         w2a_err *err);
-/* 1 when the n bytes at p are what validation accepts in a string field: UTF-8 (strict,
- * as utf8_check) without NUL bytes. For readers of the wire that validate as they go. */
-int w2a_pbjson_string_ok(const uint8_t *p, size_t n);
+/* 1 when the n bytes at p are what validation accepts in a string field: UTF-8 (strict:
+ * no overlong forms, no surrogates, nothing above U+10FFFF) without NUL bytes. Inline for
+ * the validator's hot path and for readers of the wire that validate as they go: ids and
+ * short fragments (8..64 bytes of ASCII) are settled by a few overlapping 8-byte words,
+ * anything else by w2a_pbjson_string_check. */
+int w2a_pbjson_string_check(const uint8_t *p, size_t n);
+static inline int w2a_pbjson_string_ok(const uint8_t *p, size_t n) {
+  if (n >= 8 && n <= 64) {
+    /* (w - 0x01..) | w has bit 7 of a byte set when that byte is 0 or >= 0x80. */
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t acc = 0, w;
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      memcpy(&w, p + i, 8);
+      acc |= (w - ones) | w;
+    }
+    memcpy(&w, p + n - 8, 8);
+    acc |= (w - ones) | w;
+    if (!(acc & (ones << 7))) return 1;
+  }
+  return w2a_pbjson_string_check(p, n);
+}
 
 /* Validate, then unpack with the default allocator (free with
  * protobuf_c_message_free_unpacked). NULL on error, with err filled. Use it instead of
