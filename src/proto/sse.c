@@ -110,13 +110,19 @@ static int process_line(w2a_sse *d, const char *s, size_t len, uint64_t off, int
   if (len == 0) return dispatch(d, 0, cb, ud, err);
   if (s[0] == ':') return 0; /* comment (keep-alive) */
   d->pending = 1;
-  /* Field names are a few bytes ("data", "event"): a plain loop beats a memchr call. */
+  /* "data:" and "event:" are nearly every line: two compares; otherwise field names are
+   * a few bytes, where a plain loop beats a memchr call. */
   const char *colon = NULL;
-  for (size_t i = 0; i < len; i++)
-    if (s[i] == ':') {
-      colon = s + i;
-      break;
-    }
+  if (len >= 5 && !memcmp(s, "data:", 5))
+    colon = s + 4;
+  else if (len >= 6 && !memcmp(s, "event:", 6))
+    colon = s + 5;
+  else
+    for (size_t i = 0; i < len; i++)
+      if (s[i] == ':') {
+        colon = s + i;
+        break;
+      }
   size_t flen = colon ? (size_t)(colon - s) : len;
   const char *v = colon ? colon + 1 : s + len;
   size_t vlen = (size_t)(s + len - v);
