@@ -64,7 +64,6 @@ void w2a_events_init(w2a_events *s, const w2a_events_opts *o) {
   w2a_buf_init(&s->text, s->o.accumulate_max ? s->o.accumulate_max : 1);
   w2a_buf_init(&s->reasoning, s->o.accumulate_max ? s->o.accumulate_max : 1);
   w2a_buf_init(&s->scratch, 0);
-  w2a_buf_init(&s->wire, 0);
 }
 
 void w2a_events_free(w2a_events *s) {
@@ -74,7 +73,6 @@ void w2a_events_free(w2a_events *s) {
   w2a_buf_free(&s->text);
   w2a_buf_free(&s->reasoning);
   w2a_buf_free(&s->scratch);
-  w2a_buf_free(&s->wire);
   s->conversation_id = s->request_id = s->error_message = NULL;
 }
 
@@ -158,9 +156,11 @@ static int emit_tool_call(w2a_events *s, const Msg *m, w2a_ev_fn cb, void *ud, w
   w2a_ev ev = {.kind = W2A_EV_TOOL_CALL,
                .tool_call_id = tc->tool_call_id ? tc->tool_call_id : "",
                .name = call->name ? call->name : "",
-               .message_id = m->id,
-               .task_id = m->task_id,
+               .message_id = m->id ? m->id : "",
+               .task_id = m->task_id ? m->task_id : "",
                .index = s->tool_calls};
+  ev.message_id_len = strlen(ev.message_id);
+  ev.task_id_len = strlen(ev.task_id);
   const Google__Protobuf__Struct *args = call->args;
   const char *raw_args = NULL; /* arguments that arrived already as JSON text */
 
@@ -192,8 +192,14 @@ static int emit_tool_call(w2a_events *s, const Msg *m, w2a_ev_fn cb, void *ud, w
   return cb ? cb(ud, &ev) : 0;
 }
 
-static int emit_delta(w2a_events *s, w2a_ev_kind kind, const char *t, size_t n, const char *mid,
-                      const char *task, w2a_ev_fn cb, void *ud) {
+/* The ids an agent_output is reported with (not NUL-terminated). */
+typedef struct msg_ids {
+  const char *mid, *task; /* the message's id; its task id, else the action's */
+  size_t mid_n, task_n;
+} msg_ids;
+
+static int emit_delta(w2a_events *s, w2a_ev_kind kind, const char *t, size_t n,
+                      const msg_ids *ids, w2a_ev_fn cb, void *ud) {
   if (!n) return 0;
   w2a_buf *acc = kind == W2A_EV_TEXT ? &s->text : &s->reasoning;
   if (kind == W2A_EV_TEXT)
@@ -201,19 +207,23 @@ static int emit_delta(w2a_events *s, w2a_ev_kind kind, const char *t, size_t n, 
   else
     s->reasoning_bytes += n;
   if (s->o.accumulate_max && w2a_buf_append(acc, t, n)) s->truncated = 1;
-  w2a_ev ev = {.kind = kind, .text = t, .len = n, .message_id = mid, .task_id = task};
+  w2a_ev ev = {.kind = kind,
+               .text = t,
+               .len = n,
+               .message_id = ids->mid,
+               .task_id = ids->task,
+               .message_id_len = ids->mid_n,
+               .task_id_len = ids->task_n};
   return cb ? cb(ud, &ev) : 0;
 }
 
 /* One message's agent_output, the one reading of it for unpacked messages and for the
  * wire reader alike: reasoning first (it precedes the answer it led to), then the text;
- * an empty part is not reported; the message's own task id, else the action's. */
+ * an empty part is not reported. */
 static int emit_output(w2a_events *s, const char *reasoning, size_t rn, const char *text,
-                       size_t tn, const char *mid, const char *mtask, const char *task_id,
-                       w2a_ev_fn cb, void *ud) {
-  const char *task = mtask && mtask[0] ? mtask : task_id;
-  int rc = emit_delta(s, W2A_EV_REASONING, reasoning, rn, mid, task, cb, ud);
-  return rc ? rc : emit_delta(s, W2A_EV_TEXT, text, tn, mid, task, cb, ud);
+                       size_t tn, const msg_ids *ids, w2a_ev_fn cb, void *ud) {
+  int rc = emit_delta(s, W2A_EV_REASONING, reasoning, rn, ids, cb, ud);
+  return rc ? rc : emit_delta(s, W2A_EV_TEXT, text, tn, ids, cb, ud);
 }
 
 static int on_message(w2a_events *s, const Msg *m, const char *task_id, int tools, w2a_ev_fn cb,
@@ -222,8 +232,10 @@ static int on_message(w2a_events *s, const Msg *m, const char *task_id, int tool
   int rc = 0;
   if (m->message_case == WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_AGENT_OUTPUT && m->agent_output) {
     const char *r = m->agent_output->reasoning, *t = m->agent_output->text;
-    rc = emit_output(s, r, r ? strlen(r) : 0, t, t ? strlen(t) : 0, m->id, m->task_id, task_id,
-                     cb, ud);
+    const char *task = m->task_id && m->task_id[0] ? m->task_id : task_id ? task_id : "";
+    msg_ids ids = {m->id ? m->id : "", task, 0, strlen(task)};
+    ids.mid_n = strlen(ids.mid);
+    rc = emit_output(s, r, r ? strlen(r) : 0, t, t ? strlen(t) : 0, &ids, cb, ud);
   } else if (tools && m->message_case == WARP__MULTI_AGENT__V1__MESSAGE__MESSAGE_TOOL_CALL &&
              m->tool_call &&
              m->tool_call->tool_case ==
@@ -538,21 +550,11 @@ static int rd_event(const uint8_t *p, const uint8_t *end, wact *acts, size_t *na
   return 1;
 }
 
-/* A NUL-terminated copy in s->wire (room reserved beforehand), or "" for an absent field,
- * as protobuf-c leaves an absent string. */
-static const char *wire_str(w2a_events *s, const wspan *v) {
-  if (!v->p) return protobuf_c_empty_string;
-  char *d = s->wire.data + s->wire.len;
-  memcpy(d, v->p, v->n);
-  d[v->n] = 0;
-  s->wire.len += v->n + 1;
-  return d;
-}
-
-/* w2a_events_feed's work for the event rd_event read: the ids copied so that they end in
- * NUL, the text and reasoning reported where they lie. */
+/* w2a_events_feed's work for the event rd_event read, everything reported where it lies
+ * (an absent string is "", as protobuf-c leaves it). */
 static int feed_read(w2a_events *s, const wact *acts, size_t nacts, w2a_ev_fn cb, void *ud) {
   s->events++;
+  s->wire_read++;
   if (s->reason != W2A_FINISH_NONE) {
     s->after_finish++;
     return 0;
@@ -561,10 +563,11 @@ static int feed_read(w2a_events *s, const wact *acts, size_t nacts, w2a_ev_fn cb
   for (size_t i = 0; !rc && i < nacts; i++) {
     const wact *a = &acts[i];
     if (!a->ao.p || (!a->text.n && !a->reasoning.n)) continue; /* nothing to report */
-    const char *task = wire_str(s, &a->task), *mid = wire_str(s, &a->id),
-               *mtask = wire_str(s, &a->mtask);
+    const wspan *task = a->mtask.n ? &a->mtask : &a->task;
+    msg_ids ids = {a->id.n ? (const char *)a->id.p : "", task->n ? (const char *)task->p : "",
+                   a->id.n, task->n};
     rc = emit_output(s, (const char *)a->reasoning.p, a->reasoning.n, (const char *)a->text.p,
-                     a->text.n, mid, mtask, task, cb, ud);
+                     a->text.n, &ids, cb, ud);
   }
   return rc;
 }
@@ -576,13 +579,8 @@ int w2a_events_feed_wire(w2a_events *s, const uint8_t *buf, size_t len, Protobuf
   wact acts[WIRE_MAX_ACTIONS];
   size_t nacts = 0;
   *undecodable = 0;
-  if (wtags.ok && len <= W2A_PBJSON_MAX_INPUT && rd_event(b, b + len, acts, &nacts)) {
-    size_t room = 0;
-    for (size_t i = 0; i < nacts; i++)
-      room += (size_t)acts[i].task.n + acts[i].id.n + acts[i].mtask.n + 3;
-    w2a_buf_reset(&s->wire);
-    if (!w2a_buf_reserve(&s->wire, room)) return feed_read(s, acts, nacts, cb, ud);
-  }
+  if (wtags.ok && len <= W2A_PBJSON_MAX_INPUT && rd_event(b, b + len, acts, &nacts))
+    return feed_read(s, acts, nacts, cb, ud);
   ProtobufCMessage *m = w2a_pbjson_unpack_with(d, buf, len, a, err);
   if (!m) {
     *undecodable = 1;

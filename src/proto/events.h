@@ -65,10 +65,13 @@ typedef struct w2a_ev {
   w2a_ev_kind kind;
   /* INIT */
   const char *conversation_id, *request_id;
-  /* TEXT, REASONING: the delta (len bytes, not NUL-terminated); the message it belongs to */
+  /* TEXT, REASONING: the delta (len bytes, not NUL-terminated). TEXT, REASONING and
+   * TOOL_CALL: the message it belongs to (ids of the lengths given, not NUL-terminated;
+   * the task is the message's own, else the action's). */
   const char *text;
   size_t len;
   const char *message_id, *task_id;
+  size_t message_id_len, task_id_len;
   /* TOOL_CALL */
   const char *tool_call_id; /* "" when Warp sent none (callers may invent one) */
   const char *name;
@@ -103,9 +106,9 @@ typedef struct w2a_events {
   char *conversation_id, *request_id; /* from init, NULL before */
   w2a_buf text, reasoning;            /* accumulated when o.accumulate_max */
   w2a_buf scratch;                    /* tool-call argument JSON */
-  w2a_buf wire;                       /* w2a_events_feed_wire: its strings, NUL-terminated */
   uint64_t events;                    /* ResponseEvents fed */
   uint64_t after_finish;              /* ... of which arrived after `finished` */
+  uint64_t wire_read;                 /* ... of which w2a_events_feed_wire read unpacked */
   size_t tool_calls;
   uint64_t text_bytes, reasoning_bytes;
   int truncated; /* accumulation hit accumulate_max */
