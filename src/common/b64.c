@@ -191,6 +191,46 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static size_t dec_vbmi(
   return i;
 }
 
+/* w2a_b64_digits with dec_blk's digit test, 32 characters a step; the tail is scalar. */
+__attribute__((target("avx2,bmi"))) static size_t digits_avx2(const unsigned char *in, size_t n) {
+#define LANES(...) _mm256_setr_epi8(__VA_ARGS__, __VA_ARGS__)
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i lo_ok = LANES(0x2a, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3e, 0x3c,
+                              0x15, 0x14, 0x15, 0x14, 0x1d);
+  const __m256i hi_bit = LANES(0, 0, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0, 0, 0, 0, 0, 0, 0, 0);
+#undef LANES
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i c = _mm256_loadu_si256((const __m256i *)(in + i));
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi32(c, 4), nib);
+    __m256i ok = _mm256_and_si256(_mm256_shuffle_epi8(lo_ok, _mm256_and_si256(c, nib)),
+                                  _mm256_shuffle_epi8(hi_bit, hi));
+    unsigned bad = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(ok, _mm256_setzero_si256()));
+    if (bad) return i + _tzcnt_u32(bad);
+  }
+  while (i < n && dec_tab[in[i]] < 64)
+    i++;
+  return i;
+}
+
+/* w2a_b64_digits with dec_vbmi's lookup: 64 characters a step, the tail by a masked
+ * load (its missing bytes read as 0, not a digit). */
+__attribute__((target("avx512f,avx512bw,avx512vbmi,bmi"))) static size_t digits_vbmi(
+    const unsigned char *in, size_t n) {
+  const __m512i lo = _mm512_load_si512((const void *)vbmi_val);
+  const __m512i hi = _mm512_load_si512((const void *)(vbmi_val + 64));
+  for (size_t i = 0; i < n; i += 64) {
+    __mmask64 live = n - i >= 64 ? ~0ull : (1ull << (n - i)) - 1;
+    __m512i c = _mm512_maskz_loadu_epi8(live, (const void *)(in + i));
+    __mmask64 bad = _mm512_movepi8_mask(_mm512_or_si512(_mm512_permutex2var_epi8(lo, c, hi), c));
+    if (bad) {
+      size_t k = i + (size_t)_tzcnt_u64(bad);
+      return k < n ? k : n;
+    }
+  }
+  return n;
+}
+
 /* 0 scalar, 1 AVX2, 2 AVX-512 VBMI: what the CPU has, capped by w2a_b64_use. */
 static int vec_have, vec_use;
 
@@ -209,6 +249,19 @@ static void dec4_build_all(void) {
 static int vec_have, vec_use;
 static void dec4_build_all(void) { dec4_build(); }
 #endif
+
+size_t w2a_b64_digits(const char *in, size_t n) {
+  pthread_once(&dec4_once, dec4_build_all);
+  const unsigned char *u = (const unsigned char *)in;
+#if HAVE_AVX2_PATH
+  if (vec_use == 2) return digits_vbmi(u, n);
+  if (vec_use == 1) return digits_avx2(u, n);
+#endif
+  size_t i = 0;
+  while (i < n && dec_tab[u[i]] < 64)
+    i++;
+  return i;
+}
 
 int w2a_b64_use(int level) {
   pthread_once(&dec4_once, dec4_build_all);

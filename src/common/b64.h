@@ -22,6 +22,11 @@ size_t w2a_b64_encode(const void *in, size_t n, char *out, int url, int pad);
  * first bad character (or n for a bad length). out must hold w2a_b64_dec_max(n). */
 long w2a_b64_decode(const char *in, size_t n, unsigned char *out, size_t *bad_at);
 
+/* How many of the n characters at in, from the first, are base64 digits (either
+ * alphabet; '=' is not a digit): where a line of base64 text ends, found as fast as the
+ * decoder reads it. */
+size_t w2a_b64_digits(const char *in, size_t n);
+
 /* The decoder's vector code: 0 none, 1 AVX2 (32 characters a step), 2 AVX-512 VBMI (64),
  * chosen at first use from what the CPU has. For tests and benchmarks: level >= 0 caps
  * it (at most what the CPU has); returns the level in effect. */

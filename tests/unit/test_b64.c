@@ -137,6 +137,25 @@ static void test_long(void) {
   }
 }
 
+/* w2a_b64_digits: the first non-digit at every offset of texts of many lengths, and the
+ * whole length when there is none. */
+static void test_digits(void) {
+  static const char digits[] = "ABCXYZabcxyz0189+/-_";
+  static const char stops[] = {'=', '\n', '\r', ' ', 0, (char)0x80, (char)0xff, ':'};
+  char t[300];
+  for (size_t n = 0; n <= 260; n += n < 70 ? 1 : 13) {
+    for (size_t i = 0; i < n; i++)
+      t[i] = digits[(i * 7 + n) % (sizeof digits - 1)];
+    T_EQ_INT((long)w2a_b64_digits(t, n), (long)n);
+    for (size_t at = 0; at < n; at++) {
+      char save = t[at];
+      t[at] = stops[(at + n) % sizeof stops];
+      T_EQ_INT((long)w2a_b64_digits(t, n), (long)at);
+      t[at] = save;
+    }
+  }
+}
+
 int main(void) {
   /* Every code path the CPU has: the vector loops stop at a bad block and leave it to
    * the scalar ones, so each level must give the reference's answers. */
@@ -147,6 +166,7 @@ int main(void) {
     test_round_trip();
     test_bad_everywhere();
     test_long();
+    test_digits();
   }
   return t_done();
 }
