@@ -5,7 +5,9 @@
  * holds flags (bit 0: a small 512-byte event cap instead of 64 KiB; bit 1: feed one byte
  * at a time for the first 64 bytes). The rest is the stream. Properties checked beyond
  * "no crash, no leak": every decoded payload, re-framed by w2a_sse_write_event and
- * decoded again, comes back identical; the decoder's offset equals the bytes fed. */
+ * decoded again, comes back identical; the decoder's offset equals the bytes fed; and
+ * the stream fed whole and fed a byte at a time gives the same events and outcome
+ * (whole events in one chunk take w2a_sse_feed's fast path, single bytes never do). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,7 @@ typedef struct fctx {
 
 static int on_item(void *ud, const w2a_ev *ev) {
   fctx *c = ud;
-  if (ev->kind == W2A_EV_TEXT || ev->kind == W2A_EV_REASONING) c->chars += strlen(ev->text);
+  if (ev->kind == W2A_EV_TEXT || ev->kind == W2A_EV_REASONING) c->chars += ev->len;
   if (ev->kind == W2A_EV_TOOL_CALL) c->chars += strlen(ev->name) + ev->args_len;
   return 0;
 }
@@ -88,6 +90,41 @@ static int on_event(void *ud, const w2a_sse_event *ev) {
   return 0;
 }
 
+/* Every event as "name|offset|eof|done|len|bytes\n", to compare two ways of feeding. */
+static int log_event(void *ud, const w2a_sse_event *ev) {
+  w2a_buf *b = ud;
+  w2a_buf_printf(b, "%s|%llu|%d|%d|%zu|", ev->name, (unsigned long long)ev->offset, ev->eof,
+                 ev->done, ev->len);
+  w2a_buf_append(b, ev->data, ev->len);
+  w2a_buf_putc(b, '\n');
+  return b->len > (1u << 20) ? 9 : 0; /* a callback that stops the feed, now and then */
+}
+
+/* The stream in one piece (where whole events take the fast path) and one byte at a time
+ * (where nothing does) must give the same events, offsets, result and error text. */
+static void whole_vs_bytes(const char *p, size_t n, size_t cap) {
+  w2a_sse d1, d2;
+  w2a_buf l1, l2;
+  w2a_err e1 = {0}, e2 = {0};
+  w2a_sse_init(&d1, cap);
+  w2a_sse_init(&d2, cap);
+  w2a_buf_init(&l1, 0);
+  w2a_buf_init(&l2, 0);
+  int r1 = w2a_sse_feed(&d1, p, n, log_event, &l1, &e1), r2 = 0;
+  if (!r1) r1 = w2a_sse_finish(&d1, log_event, &l1, &e1);
+  for (size_t i = 0; i < n && !r2; i++)
+    r2 = w2a_sse_feed(&d2, p + i, 1, log_event, &l2, &e2);
+  if (!r2) r2 = w2a_sse_finish(&d2, log_event, &l2, &e2);
+  if (r1 != r2 || (r1 && strcmp(e1.msg, e2.msg)) || l1.len != l2.len ||
+      (l1.len && memcmp(l1.data, l2.data, l1.len)) || d1.events != d2.events ||
+      (!r1 && d1.offset != d2.offset))
+    abort();
+  w2a_buf_free(&l1);
+  w2a_buf_free(&l2);
+  w2a_sse_free(&d1);
+  w2a_sse_free(&d2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 3) return 0;
@@ -127,5 +164,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   w2a_sse_free(&d);
   w2a_events_free(&c.st);
   w2a_buf_free(&c.frame);
+  if (n <= 4096) whole_vs_bytes(p, n, flags & 1 ? 512 : 65536);
   return 0;
 }

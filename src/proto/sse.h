@@ -73,6 +73,7 @@ typedef struct w2a_sse {
   uint64_t line_off; /* stream offset where the carried line starts */
   uint64_t ev_off;   /* stream offset of the current event's first data line */
   uint64_t events;   /* events dispatched (including [DONE]) */
+  uint64_t whole;    /* ... of which read in one piece (the common event, whole in a chunk) */
   int has_data;      /* the current event has seen a data line */
   int skip_lf;       /* the last byte was a CR: an LF right after it is its partner */
   int pending;       /* bytes of an unfinished event (or line) are held */

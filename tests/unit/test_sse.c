@@ -204,6 +204,35 @@ static void test_capture_whole(void) {
   w2a_buf_free(&r.t);
 }
 
+/* Whole events in one chunk are read in one piece (w2a_sse_feed's fast path); the
+ * split tests hold it to the line-by-line path, which a byte at a time always takes. */
+static void test_capture_fast_path(void) {
+  w2a_sse d;
+  w2a_err err = {0};
+  rec r;
+  rec_init(&r, 1);
+  w2a_sse_init(&d, 0);
+  T_EQ_INT(w2a_sse_feed(&d, cap, cap_n, on_event, &r, &err), 0);
+  T_EQ_INT((int)d.events, 14);
+  T_EQ_INT((int)d.whole, 14);
+  w2a_sse_free(&d);
+  w2a_sse_init(&d, 0);
+  for (size_t i = 0; i < cap_n; i++)
+    T_EQ_INT(w2a_sse_feed(&d, cap + i, 1, NULL, NULL, &err), 0);
+  T_EQ_INT((int)d.events, 14);
+  T_EQ_INT((int)d.whole, 0);
+  w2a_sse_free(&d);
+  size_t n;
+  char *crlf = subst(cap, cap_n, "\n", "\r\n", &n); /* CR line ends: line by line */
+  w2a_sse_init(&d, 0);
+  T_EQ_INT(w2a_sse_feed(&d, crlf, n, NULL, NULL, &err), 0);
+  T_EQ_INT((int)d.events, 14);
+  T_EQ_INT((int)d.whole, 0);
+  w2a_sse_free(&d);
+  free(crlf);
+  w2a_buf_free(&r.t);
+}
+
 static void test_capture_splits(void) {
   rec want;
   rec_init(&want, 1);
@@ -672,6 +701,7 @@ int main(void) {
   if (!(cap = fx_read("turn1-response.sse", &cap_n))) return 1;
   T_EQ_INT(cap_n, 3245);
   T_RUN(test_capture_whole);
+  T_RUN(test_capture_fast_path);
   T_RUN(test_capture_splits);
   T_RUN(test_variants);
   T_RUN(test_done_sentinel);
