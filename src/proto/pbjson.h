@@ -41,6 +41,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -85,10 +88,26 @@ int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
 /* 1 when the n bytes at p are what validation accepts in a string field: UTF-8 (strict:
  * no overlong forms, no surrogates, nothing above U+10FFFF) without NUL bytes. Inline for
  * the validator's hot path and for readers of the wire that validate as they go: ids and
- * short fragments (8..64 bytes of ASCII) are settled by a few overlapping 8-byte words,
- * anything else by w2a_pbjson_string_check. */
+ * short fragments (8..64 bytes of ASCII) are settled by a few overlapping 16-byte blocks
+ * (8-byte words below 16), anything else by w2a_pbjson_string_check. */
 int w2a_pbjson_string_check(const uint8_t *p, size_t n);
 static inline int w2a_pbjson_string_ok(const uint8_t *p, size_t n) {
+#ifdef __SSE2__
+  if (n >= 16 && n <= 64) {
+    /* Up to four 16-byte blocks, the last ending at n (overlapping): a byte is out when
+     * it is 0 (the compare sets its high bit) or >= 0x80. SSE2 is part of x86-64. */
+    const __m128i zero = _mm_setzero_si128();
+    __m128i acc = _mm_loadu_si128((const __m128i *)(p + n - 16));
+    for (size_t i = 0; i + 16 < n; i += 16) {
+      __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+      acc = _mm_or_si128(acc, v);
+      acc = _mm_or_si128(acc, _mm_cmpeq_epi8(v, zero));
+    }
+    acc = _mm_or_si128(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + n - 16)), zero));
+    if (!_mm_movemask_epi8(acc)) return 1;
+    return w2a_pbjson_string_check(p, n);
+  }
+#endif
   if (n >= 8 && n <= 64) {
     /* (w - 0x01..) | w has bit 7 of a byte set when that byte is 0 or >= 0x80. */
     const uint64_t ones = 0x0101010101010101ull;

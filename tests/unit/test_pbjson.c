@@ -382,7 +382,37 @@ static void test_options_and_msg_api(void) {
   w2a_buf_free(&b);
 }
 
+/* w2a_pbjson_string_ok (vector blocks, words, or the full check) against the full check
+ * alone: every length to 80, a NUL, a high byte, a valid and a broken UTF-8 sequence at
+ * every offset. */
+static void test_string_ok(void) {
+  static const char *ins[] = {"\x00", "\x80", "\xff", "\xc3\xa9", "\xe2\x82\xac", "\xc3",
+                              "\xed\xa0\x80", "\x7f"};
+  static const size_t ins_n[] = {1, 1, 1, 2, 3, 1, 3, 1};
+  uint8_t b[96];
+  size_t bad = 0;
+  for (size_t n = 0; n <= 80; n++) {
+    for (size_t i = 0; i < n; i++)
+      b[i] = (uint8_t)('a' + (i * 5 + n) % 26);
+    bad += w2a_pbjson_string_ok(b, n) != w2a_pbjson_string_check(b, n);
+    bad += !w2a_pbjson_string_ok(b, n);
+    for (size_t k = 0; k < sizeof ins / sizeof *ins; k++)
+      for (size_t at = 0; at + ins_n[k] <= n; at++) {
+        uint8_t c[96];
+        memcpy(c, b, n);
+        memcpy(c + at, ins[k], ins_n[k]);
+        bad += w2a_pbjson_string_ok(c, n) != w2a_pbjson_string_check(c, n);
+      }
+  }
+  T_EQ_INT((int)bad, 0);
+  const char *fr = "caf\xc3\xa9 au lait, s'il vous pla\xc3\xaet";
+  T_CHECK(w2a_pbjson_string_ok((const uint8_t *)fr, strlen(fr)));
+  T_CHECK(!w2a_pbjson_string_ok((const uint8_t *)fr, strlen(fr) - 2)); /* cut inside a sequence */
+  T_CHECK(!w2a_pbjson_string_ok((const uint8_t *)"0123456789abcdef\x00", 17));
+}
+
 int main(void) {
+  T_RUN(test_string_ok);
   T_RUN(test_registry);
   T_RUN(test_capture_request);
   T_RUN(test_capture_events);
