@@ -344,7 +344,6 @@ static void on_refreshed(int rc, void *ud) {
 
 static int on_up_event(void *ud, const w2a_gw_event *ev) {
   w2a_gw_chatreq *ch = ud;
-  uint64_t now = uv_now(ch->g->loop);
   int rc = w2a_gw_resp_feed(&ch->resp, ev, &ch->out);
   if (rc) return 1; /* too large: on_end sees W2A_UP_STOPPED */
   /* Streamed chunks wait in `out` for on_up_batch (the end of the socket event that
@@ -354,17 +353,20 @@ static int on_up_event(void *ud, const w2a_gw_event *ev) {
     ch->content_sent = 1;
     if (ch->out.len >= OUT_FLUSH_BYTES) flush_out(ch);
   }
+  return 0;
+}
+
+/* The end of what one socket event brought: write it, and keep the lease alive (a lease
+ * with a TTL is extended at a third of it while the answer flows). */
+static void on_up_batch(void *ud) {
+  w2a_gw_chatreq *ch = ud;
+  if (ch->c.stream && !ch->done) flush_out(ch);
+  uint64_t now = uv_now(ch->g->loop);
   if (ch->lease && ch->g->cfg->lease_ttl_ms > 0 &&
       now - ch->last_extend_ms > (uint64_t)ch->g->cfg->lease_ttl_ms / 3) {
     ch->last_extend_ms = now;
     w2a_pool_extend(ch->g->pool, ch->lease);
   }
-  return 0;
-}
-
-static void on_up_batch(void *ud) {
-  w2a_gw_chatreq *ch = ud;
-  if (ch->c.stream && !ch->done) flush_out(ch);
 }
 
 static void on_up_end(void *ud, const w2a_gw_up_result *r) {
