@@ -2,9 +2,12 @@
  *
  * Each test makes a loop, a server (src/http/server.c) with a few routes, and a client;
  * calls run until every expected callback arrived, then both are closed and
- * uv_loop_close() must return 0 (no leaked handle). */
+ * uv_loop_close() must return 0 (no leaked handle). Bodies that must arrive intact follow
+ * pattern(): a byte that depends on its offset, so a lost, doubled or reordered piece
+ * shows. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -75,6 +78,58 @@ static void later_abort(w2a_http_req *r, void *ud) {
   later_fire(&l->t);
 }
 
+/* The byte at offset i of every /pattern, /burst and /drip body. */
+static char pattern(size_t i) { return (char)(i * 131u + (i >> 9)); }
+
+static int pattern_ok(const w2a_buf *b, size_t want) {
+  if (b->len != want) return 0;
+  for (size_t i = 0; i < want; i++)
+    if (b->data[i] != pattern(i)) return 0;
+  return 1;
+}
+
+/* Writes `per` chunks of `each` bytes per tick, `n` ticks, then ends: several chunks
+ * land in one read on the client, so one socket event runs on_data several times. */
+typedef struct dripper {
+  uv_timer_t t;
+  w2a_http_req *req;
+  int n, i, per;
+  size_t each, pos;
+  int ended;
+} dripper;
+
+static void drip_write(w2a_http_req *r, size_t *pos, int per, size_t each) {
+  char b[4096];
+  for (int k = 0; k < per; k++) {
+    for (size_t j = 0; j < each; j++)
+      b[j] = pattern(*pos + j);
+    w2a_http_stream_write(r, b, each);
+    *pos += each;
+  }
+}
+
+static void drip_finish(dripper *d) {
+  if (d->ended) return;
+  d->ended = 1;
+  w2a_http_stream_end(d->req);
+  uv_timer_stop(&d->t);
+  uv_close((uv_handle_t *)&d->t, free_data);
+}
+
+static void drip_abort(w2a_http_req *r, void *ud) {
+  g_srv_aborts++;
+  drip_finish(ud);
+}
+
+static void drip_tick(uv_timer_t *t) {
+  dripper *d = t->data;
+  if (d->i++ >= d->n) {
+    drip_finish(d);
+    return;
+  }
+  drip_write(d->req, &d->pos, d->per, d->each);
+}
+
 static void handler(w2a_http_req *r, void *ud) {
   char q[32];
   if (!strcmp(r->path, "/hello")) {
@@ -104,6 +159,35 @@ static void handler(w2a_http_req *r, void *ud) {
     memset(b, 'b', n);
     w2a_http_respond(r, 200, "application/octet-stream", NULL, b, n);
     free(b);
+  } else if (!strcmp(r->path, "/pattern")) { /* Content-Length body */
+    size_t n = w2a_http_req_query(r, "n", q, sizeof q) ? strtoul(q, NULL, 10) : 0;
+    char *b = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+      b[i] = pattern(i);
+    w2a_http_respond(r, 200, "application/octet-stream", NULL, b, n);
+    free(b);
+  } else if (!strcmp(r->path, "/burst") || !strcmp(r->path, "/drip")) { /* chunked */
+    int n = w2a_http_req_query(r, "n", q, sizeof q) ? atoi(q) : 1;
+    int per = w2a_http_req_query(r, "per", q, sizeof q) ? atoi(q) : 1;
+    size_t each = w2a_http_req_query(r, "each", q, sizeof q) ? strtoul(q, NULL, 10) : 64;
+    if (each > 4096) each = 4096;
+    w2a_http_stream_start(r, 200, "application/octet-stream", NULL);
+    if (!strcmp(r->path, "/burst")) { /* all of it before the client's next read */
+      size_t pos = 0;
+      drip_write(r, &pos, per, each);
+      w2a_http_stream_end(r);
+      return;
+    }
+    dripper *d = calloc(1, sizeof *d);
+    d->req = r;
+    d->n = n;
+    d->per = per;
+    d->each = each;
+    uint64_t ms = w2a_http_req_query(r, "ms", q, sizeof q) ? strtoul(q, NULL, 10) : 2;
+    w2a_http_req_on_abort(r, drip_abort, d);
+    uv_timer_init(&g_loop, &d->t);
+    d->t.data = d;
+    uv_timer_start(&d->t, drip_tick, ms, ms);
   } else if (!strcmp(r->path, "/stream") || !strcmp(r->path, "/stall")) {
     ticker *tk = calloc(1, sizeof *tk);
     tk->req = r;
@@ -134,6 +218,7 @@ static void handler(w2a_http_req *r, void *ud) {
 /* ------------------------------------------------------------------ harness */
 
 static void on_closed(void *ud) { g_closed++; }
+static void batch_guard_stop(void);
 
 static void setup(const w2a_http_client_opts *o) {
   g_srv_aborts = 0;
@@ -146,6 +231,7 @@ static void setup(const w2a_http_client_opts *o) {
 }
 
 static void teardown_now(void) {
+  batch_guard_stop();
   w2a_http_client_close(g_cli, on_closed, NULL);
   w2a_http_server_shutdown(g_srv, on_closed, NULL);
   w2a_http_server_close_all(g_srv);
@@ -157,7 +243,12 @@ static void run_and_teardown(void) {
   T_EQ_INT(uv_loop_close(&g_loop), 0);
 }
 
-/* A recorder for one call. */
+/* A recorder for one call. `done` is 1 after on_done, -1 after the test cancelled the call;
+ * any callback after either counts in `late`. on_batch (r_batch, with batch_cbs) checks
+ * its own ordering: `empty_batches` counts on_batch calls with no on_data since the
+ * previous one, `pending_at_done` the on_data calls that on_done found not yet followed by
+ * an on_batch. */
+typedef struct resumer resumer;
 typedef struct rec {
   int status, done, code, ndata, data_while_paused;
   uint64_t t0, done_ms;
@@ -167,6 +258,14 @@ typedef struct rec {
   w2a_buf body;
   int pause_first, paused, cancel_after;
   int *pending;
+  w2a_http_call *call;
+  resumer *rs; /* the timer that will resume the call, while one is armed */
+  int late, resumes;
+  int nbatch, ndata_at_batch, empty_batches, pending_at_done, batch_while_paused, wrong_call;
+  int nbatch_resumed;  /* on_batch calls after the first resume */
+  int unbatched_turns; /* loop phases reached with on_data not yet followed by on_batch */
+  int batch_pause;     /* pause from on_batch in the first N on_batch calls */
+  int batch_cancel;    /* cancel from the Nth on_batch */
 } rec;
 
 static int g_pending;
@@ -177,25 +276,47 @@ static void finish_one(void) {
 
 static void r_status(w2a_http_call *c, int status, const char *ct, void *ud) {
   rec *r = ud;
+  if (r->done) r->late++;
   r->status = status;
   snprintf(r->ctype, sizeof r->ctype, "%s", ct);
 }
 
-typedef struct resumer {
+struct resumer {
   uv_timer_t t;
   w2a_http_call *call;
   rec *r;
-} resumer;
+};
 
 static void resume_fire(uv_timer_t *t) {
   resumer *rs = t->data;
   rs->r->paused = 0;
+  rs->r->resumes++;
+  rs->r->rs = NULL;
   w2a_http_call_resume(rs->call);
   uv_close((uv_handle_t *)&rs->t, free_data);
 }
 
+static void resume_later(rec *r, w2a_http_call *c, uint64_t ms) {
+  resumer *rs = calloc(1, sizeof *rs);
+  rs->call = c;
+  rs->r = r;
+  r->rs = rs;
+  uv_timer_init(&g_loop, &rs->t);
+  rs->t.data = rs;
+  uv_timer_start(&rs->t, resume_fire, ms, 0);
+}
+
+/* The call is gone (on_done, cancel): a pending resume would touch freed memory. */
+static void drop_resumer(rec *r) {
+  if (!r->rs) return;
+  uv_timer_stop(&r->rs->t);
+  uv_close((uv_handle_t *)&r->rs->t, free_data);
+  r->rs = NULL;
+}
+
 static int r_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
   rec *r = ud;
+  if (r->done) r->late++;
   if (r->paused) r->data_while_paused++;
   r->ndata++;
   w2a_buf_append(&r->body, p, n);
@@ -208,12 +329,7 @@ static int r_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
   }
   if (r->pause_first && r->ndata % 3 == 1 && r->ndata < 30) {
     r->paused = 1;
-    resumer *rs = calloc(1, sizeof *rs);
-    rs->call = c;
-    rs->r = r;
-    uv_timer_init(&g_loop, &rs->t);
-    rs->t.data = rs;
-    uv_timer_start(&rs->t, resume_fire, 20, 0);
+    resume_later(r, c, 20);
     return W2A_HTTP_PAUSE;
   }
   return W2A_HTTP_CONTINUE;
@@ -221,23 +337,55 @@ static int r_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
 
 static void r_done(w2a_http_call *c, int code, const char *msg, void *ud) {
   rec *r = ud;
+  if (r->done) r->late++;
   r->done++;
   r->done_ms = uv_now(&g_loop) - r->t0;
   r->code = code;
+  r->pending_at_done = r->ndata - r->ndata_at_batch;
   snprintf(r->errmsg, sizeof r->errmsg, "%s", msg ? msg : "");
   snprintf(r->version, sizeof r->version, "%s", w2a_http_call_version(c));
   T_EQ_INT(w2a_http_call_status(c), r->status);
+  drop_resumer(r); /* paused from on_batch after the last byte: the end comes anyway */
   finish_one();
 }
 
+static void batch_note(rec *r, w2a_http_call *c) {
+  if (r->done) r->late++;
+  if (c != r->call) r->wrong_call++;
+  if (r->paused) r->batch_while_paused++;
+  if (r->ndata == r->ndata_at_batch) r->empty_batches++;
+  r->ndata_at_batch = r->ndata;
+  r->nbatch++;
+  if (r->resumes) r->nbatch_resumed++;
+}
+
+static void r_batch(w2a_http_call *c, void *ud) {
+  rec *r = ud;
+  batch_note(r, c);
+  if (r->batch_cancel && r->nbatch == r->batch_cancel) {
+    drop_resumer(r);
+    w2a_http_call_cancel(c); /* counts as inside curl: deferred */
+    r->done = -1;
+    finish_one();
+    return;
+  }
+  if (r->nbatch <= r->batch_pause) {
+    r->paused = 1;
+    w2a_http_call_pause(c);
+    resume_later(r, c, 15);
+  }
+}
+
 static const w2a_http_call_cbs rec_cbs = {r_status, r_data, r_done, NULL};
+static const w2a_http_call_cbs batch_cbs = {r_status, r_data, r_done, r_batch};
 
 static void rec_init(rec *r) {
   memset(r, 0, sizeof *r);
   w2a_buf_init(&r->body, 0);
 }
 
-static w2a_http_call *start(rec *r, const char *path, const w2a_http_request *tmpl) {
+static w2a_http_call *start_cbs(rec *r, const char *path, const w2a_http_request *tmpl,
+                                const w2a_http_call_cbs *cbs) {
   char url[256];
   snprintf(url, sizeof url, "%s%s", g_base, path);
   w2a_http_request rq = {0};
@@ -245,9 +393,14 @@ static w2a_http_call *start(rec *r, const char *path, const w2a_http_request *tm
   rq.url = url;
   g_pending++;
   r->t0 = uv_now(&g_loop);
-  w2a_http_call *c = w2a_http_client_start(g_cli, &rq, &rec_cbs, r);
+  w2a_http_call *c = w2a_http_client_start(g_cli, &rq, cbs, r);
   T_CHECK(c != NULL);
+  r->call = c;
   return c;
+}
+
+static w2a_http_call *start(rec *r, const char *path, const w2a_http_request *tmpl) {
+  return start_cbs(r, path, tmpl, &rec_cbs);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -648,7 +801,305 @@ static void test_many_concurrent(void) {
   T_EQ_INT(ok, N);
 }
 
+/* ------------------------------------------------------------------ on_batch */
+
+/* A call's on_data calls get their on_batch before control goes back to the loop (from
+ * the poll, timer or idle phase): the prepare and check phases find none still owed. */
+static struct {
+  uv_prepare_t prep;
+  uv_check_t check;
+  rec *r[8];
+  int n, on;
+} g_guard;
+
+static void guard_look(void) {
+  for (int i = 0; i < g_guard.n; i++) {
+    rec *r = g_guard.r[i];
+    if (!r->done && r->ndata != r->ndata_at_batch) r->unbatched_turns++;
+  }
+}
+static void guard_prep(uv_prepare_t *h) { guard_look(); }
+static void guard_check(uv_check_t *h) { guard_look(); }
+
+static void batch_guard_start(rec *const *r, int n) {
+  memset(&g_guard, 0, sizeof g_guard);
+  for (int i = 0; i < n; i++)
+    g_guard.r[i] = r[i];
+  g_guard.n = n;
+  g_guard.on = 1;
+  uv_prepare_init(&g_loop, &g_guard.prep);
+  uv_check_init(&g_loop, &g_guard.check);
+  uv_prepare_start(&g_guard.prep, guard_prep);
+  uv_check_start(&g_guard.check, guard_check);
+  uv_unref((uv_handle_t *)&g_guard.prep); /* the calls keep the loop running, not these */
+  uv_unref((uv_handle_t *)&g_guard.check);
+}
+
+static void batch_guard_stop(void) {
+  if (!g_guard.on) return;
+  g_guard.on = 0;
+  uv_close((uv_handle_t *)&g_guard.prep, NULL);
+  uv_close((uv_handle_t *)&g_guard.check, NULL);
+}
+
+/* Checks every call with on_batch must pass, whatever else it does. */
+static void check_batches(const rec *r, const char *what) {
+  fprintf(stderr, "  %s: %d on_data, %d on_batch, %d resumes\n", what, r->ndata, r->nbatch,
+          r->resumes);
+  T_CHECK(r->nbatch <= r->ndata);
+  T_EQ_INT(r->empty_batches, 0);
+  T_EQ_INT(r->pending_at_done, 0);
+  T_EQ_INT(r->late, 0);
+  T_EQ_INT(r->wrong_call, 0);
+  T_EQ_INT(r->unbatched_turns, 0);
+}
+
+/* A body in many pieces: a 4 MiB Content-Length one (many reads per event), 200 chunks
+ * sent at once (one read, 200 on_data), and chunks dripped over 40 ticks (many events).
+ * on_batch follows the on_data calls of each event and comes before on_done. */
+static void test_batch_order(void) {
+  setup(NULL);
+  enum { BIG = 4 << 20 };
+  rec big, burst, drip;
+  rec_init(&big);
+  rec_init(&burst);
+  rec_init(&drip);
+  char path[64];
+  snprintf(path, sizeof path, "/pattern?n=%d", BIG);
+  start_cbs(&big, path, NULL, &batch_cbs);
+  start_cbs(&burst, "/burst?per=200&each=50", NULL, &batch_cbs);
+  start_cbs(&drip, "/drip?n=40&per=4&each=300&ms=1", NULL, &batch_cbs);
+  rec *all[] = {&big, &burst, &drip};
+  batch_guard_start(all, 3);
+  run_and_teardown();
+  size_t want[] = {BIG, 200 * 50, 40 * 4 * 300};
+  const char *name[] = {"4 MiB", "burst", "drip"};
+  for (int i = 0; i < 3; i++) {
+    T_EQ_INT(all[i]->done, 1);
+    T_EQ_INT(all[i]->code, 0);
+    T_EQ_INT(all[i]->body.len, want[i]);
+    T_CHECK(pattern_ok(&all[i]->body, want[i]));
+    T_CHECK(all[i]->nbatch >= 1);
+    check_batches(all[i], name[i]);
+    w2a_buf_free(&all[i]->body);
+  }
+  /* one read of 200 chunks: one on_data per chunk, not one on_batch per on_data */
+  T_CHECK(burst.ndata >= 200);
+  T_CHECK(burst.nbatch < burst.ndata);
+  T_CHECK(drip.nbatch > 1); /* 40 ticks of the server's timer are not one socket event */
+}
+
+/* on_batch NULL: as before. A plain call, and one paused from on_data and resumed, next to
+ * a call with on_batch that pauses the same way (its batches run in the same passes). */
+static void test_batch_null(void) {
+  setup(NULL);
+  rec plain, paused, with;
+  rec_init(&plain);
+  rec_init(&paused);
+  rec_init(&with);
+  paused.pause_first = 1;
+  with.pause_first = 1;
+  start(&plain, "/burst?per=200&each=50", NULL);
+  start(&paused, "/drip?n=30&per=3&each=100&ms=1", NULL);
+  start_cbs(&with, "/drip?n=30&per=3&each=100&ms=1", NULL, &batch_cbs);
+  rec *guarded[] = {&with};
+  batch_guard_start(guarded, 1);
+  run_and_teardown();
+  T_EQ_INT(plain.done, 1);
+  T_EQ_INT(plain.code, 0);
+  T_CHECK(pattern_ok(&plain.body, 200 * 50));
+  T_CHECK(plain.ndata >= 200);
+  T_EQ_INT(plain.nbatch, 0);
+  T_EQ_INT(plain.late, 0);
+  T_EQ_INT(paused.done, 1);
+  T_EQ_INT(paused.code, 0);
+  T_CHECK(pattern_ok(&paused.body, 30 * 3 * 100));
+  T_CHECK(paused.resumes >= 1);
+  T_EQ_INT(paused.data_while_paused, 0);
+  T_EQ_INT(paused.nbatch, 0);
+  T_EQ_INT(paused.late, 0);
+  T_EQ_INT(with.done, 1);
+  T_EQ_INT(with.code, 0);
+  T_CHECK(pattern_ok(&with.body, 30 * 3 * 100));
+  T_EQ_INT(with.data_while_paused, 0);
+  T_CHECK(with.nbatch >= 1);
+  T_CHECK(with.nbatch_resumed >= 1);
+  check_batches(&with, "with on_batch");
+  w2a_buf_free(&plain.body);
+  w2a_buf_free(&paused.body);
+  w2a_buf_free(&with.body);
+}
+
+/* Two calls paused from their first on_data and resumed by one timer. curl keeps the rest
+ * of that read (the tick's other chunks) and hands it back on resume, so both resumes
+ * run on_data in one idle pass and both calls wait in the same batch; the first to get
+ * its second on_batch cancels both, and the other's must then not run. */
+static struct {
+  rec r[2];
+  uv_timer_t t;
+  int npaused;
+  int partner_pending; /* the partner's on_data not yet batched when it was cancelled */
+} g_pair;
+
+static void pair_resume(uv_timer_t *t) {
+  for (int i = 0; i < 2; i++) {
+    g_pair.r[i].paused = 0;
+    g_pair.r[i].resumes++;
+    w2a_http_call_resume(g_pair.r[i].call);
+  }
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static int pair_data(w2a_http_call *c, const char *p, size_t n, void *ud) {
+  rec *r = ud;
+  r_data(c, p, n, ud);
+  if (r->ndata > 1) return W2A_HTTP_CONTINUE;
+  r->paused = 1;
+  if (++g_pair.npaused == 2) {
+    uv_timer_init(&g_loop, &g_pair.t);
+    uv_timer_start(&g_pair.t, pair_resume, 15, 0);
+  }
+  return W2A_HTTP_PAUSE;
+}
+
+static void pair_batch(w2a_http_call *c, void *ud) {
+  rec *r = ud;
+  batch_note(r, c);
+  if (r->nbatch == 2 && !r->done) { /* done: a late on_batch of the partner */
+    rec *o = &g_pair.r[r == &g_pair.r[0]];
+    g_pair.partner_pending = o->ndata - o->ndata_at_batch;
+    w2a_http_call_cancel(c);
+    w2a_http_call_cancel(o->call);
+    r->done = o->done = -1;
+    finish_one();
+    finish_one();
+  }
+}
+
+static const w2a_http_call_cbs pair_cbs = {r_status, pair_data, r_done, pair_batch};
+
+static int g_active_at_end = -1;
+static void wait_aborts_idle_tick(uv_timer_t *t) {
+  if ((g_srv_aborts >= g_wait_aborts && !w2a_http_client_active(g_cli)) || ++g_wait_ticks > 400) {
+    g_active_at_end = (int)w2a_http_client_active(g_cli);
+    g_wait_ticks = 0;
+    uv_close((uv_handle_t *)t, free_data);
+    finish_one();
+  }
+}
+
+/* w2a_http_call_cancel from inside on_batch: after the socket event's on_data calls
+ * (endless drip), after a resume (from the idle pass when curl held data back), in the
+ * middle of a Content-Length body, when the transfer completed in the same event (on_done
+ * was due next), and for a batched partner. Nothing more for those calls, the server sees
+ * the drips abandoned, the client frees them and closes. Also a cancel from on_data after
+ * earlier on_data calls of the same event queued the call for on_batch. */
+static void test_batch_cancel(void) {
+  setup(NULL);
+  rec a, b, big, hello, ondata;
+  rec_init(&a);
+  rec_init(&b);
+  rec_init(&big);
+  rec_init(&hello);
+  rec_init(&ondata);
+  memset(&g_pair, 0, sizeof g_pair);
+  rec_init(&g_pair.r[0]);
+  rec_init(&g_pair.r[1]);
+  a.batch_cancel = 2;
+  start_cbs(&a, "/drip?n=1000&per=4&each=300&ms=1", NULL, &batch_cbs);
+  b.batch_pause = 1; /* the second on_batch comes from the resume */
+  b.batch_cancel = 2;
+  start_cbs(&b, "/drip?n=1000&per=4&each=300&ms=1", NULL, &batch_cbs);
+  big.batch_cancel = 1;
+  start_cbs(&big, "/pattern?n=8388608", NULL, &batch_cbs);
+  hello.batch_cancel = 1;
+  start_cbs(&hello, "/hello", NULL, &batch_cbs);
+  ondata.cancel_after = 5000; /* the 100th of 200 chunks that arrive in one read */
+  start_cbs(&ondata, "/burst?per=200&each=50", NULL, &batch_cbs);
+  for (int i = 0; i < 2; i++)
+    start_cbs(&g_pair.r[i], "/drip?n=1000&per=4&each=300&ms=1", NULL, &pair_cbs);
+  uv_timer_t *w = malloc(sizeof *w);
+  uv_timer_init(&g_loop, w);
+  w->data = w;
+  g_wait_aborts = 4; /* a, b and the pair */
+  g_active_at_end = -1;
+  g_pending++;
+  uv_timer_start(w, wait_aborts_idle_tick, 5, 5);
+  rec *all[] = {&a, &b, &big, &hello, &g_pair.r[0], &g_pair.r[1]};
+  batch_guard_start(all, 6);
+  run_and_teardown();
+  const char *name[] = {"drip", "drip, resumed", "8 MiB", "hello", "pair 0", "pair 1"};
+  for (int i = 0; i < 6; i++) {
+    T_EQ_INT(all[i]->done, -1); /* nothing after the cancel: check_batches() checks `late` */
+    check_batches(all[i], name[i]);
+  }
+  T_EQ_INT(a.nbatch, 2);
+  T_EQ_INT(b.nbatch, 2);
+  T_EQ_INT(b.resumes, 1);
+  T_EQ_INT(b.nbatch_resumed, 1);
+  T_EQ_INT(big.nbatch, 1);
+  T_CHECK(big.body.len < 8388608);
+  T_CHECK(pattern_ok(&big.body, big.body.len));
+  T_EQ_INT(hello.nbatch, 1);
+  T_EQ_STR(hello.body.data, "hello");
+  T_EQ_INT(g_pair.r[0].nbatch + g_pair.r[1].nbatch, 3);
+  T_CHECK(g_pair.partner_pending > 0); /* the partner was waiting in the same batch */
+  T_EQ_INT(ondata.done, -1);
+  T_EQ_INT(ondata.nbatch, 0);
+  T_EQ_INT(ondata.late, 0);
+  T_EQ_INT(ondata.body.len, 5000);
+  T_EQ_INT(g_srv_aborts, 4);
+  T_EQ_INT(g_active_at_end, 0); /* every cancelled call freed before the close */
+  for (int i = 0; i < 6; i++)
+    w2a_buf_free(&all[i]->body);
+  w2a_buf_free(&ondata.body);
+}
+
+/* w2a_http_call_pause from inside on_batch, resumed from a timer 15 ms later: the body
+ * arrives intact, nothing arrives while paused, and on_batch goes on after the resume. */
+static void test_batch_pause_resume(void) {
+  setup(NULL);
+  enum { BIG = 4 << 20 };
+  rec drip, big;
+  rec_init(&drip);
+  rec_init(&big);
+  drip.batch_pause = 5;
+  start_cbs(&drip, "/drip?n=80&per=3&each=200&ms=2", NULL, &batch_cbs);
+  big.batch_pause = 3;
+  char path[64];
+  snprintf(path, sizeof path, "/pattern?n=%d", BIG);
+  start_cbs(&big, path, NULL, &batch_cbs);
+  rec *guarded[] = {&drip, &big};
+  batch_guard_start(guarded, 2);
+  run_and_teardown();
+  T_EQ_INT(drip.done, 1);
+  T_EQ_INT(drip.code, 0);
+  T_EQ_INT(drip.body.len, 80 * 3 * 200);
+  T_CHECK(pattern_ok(&drip.body, 80 * 3 * 200));
+  T_EQ_INT(drip.resumes, 5); /* 5 pauses of 15 ms end before the 160 ms drip does */
+  T_CHECK(drip.nbatch > 5);
+  T_CHECK(drip.nbatch_resumed >= 1);
+  T_EQ_INT(drip.data_while_paused, 0);
+  T_EQ_INT(drip.batch_while_paused, 0);
+  check_batches(&drip, "drip");
+  T_EQ_INT(big.done, 1);
+  T_EQ_INT(big.code, 0);
+  T_EQ_INT(big.body.len, BIG);
+  T_CHECK(pattern_ok(&big.body, BIG));
+  T_CHECK(big.resumes >= 1);
+  T_CHECK(big.nbatch_resumed >= 1);
+  T_EQ_INT(big.data_while_paused, 0);
+  T_EQ_INT(big.batch_while_paused, 0);
+  check_batches(&big, "4 MiB");
+  T_EQ_INT(g_srv_aborts, 0);
+  w2a_buf_free(&drip.body);
+  w2a_buf_free(&big.body);
+}
+
 int main(void) {
+  /* The server writes to connections the client dropped (cancels mid-body): EPIPE, not a
+   * signal, as in the real binaries (cli_serve.c). */
+  signal(SIGPIPE, SIG_IGN);
   T_RUN(test_get_and_post);
   T_RUN(test_request_headers);
   T_RUN(test_pause_resume);
@@ -661,5 +1112,9 @@ int main(void) {
   T_RUN(test_close_with_active_calls);
   T_RUN(test_proxy);
   T_RUN(test_many_concurrent);
+  T_RUN(test_batch_order);
+  T_RUN(test_batch_null);
+  T_RUN(test_batch_cancel);
+  T_RUN(test_batch_pause_resume);
   return t_done();
 }
