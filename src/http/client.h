@@ -59,7 +59,8 @@ typedef struct w2a_http_call_cbs {
   void (*on_done)(w2a_http_call *c, int code, const char *errmsg, void *ud);
   /* Optional: after the on_data calls that one socket event (or timer, or resume) led
    * to, before on_done. Where a consumer that buffers what on_data produced writes it:
-   * once per event instead of once per on_data. */
+   * once per event instead of once per on_data. A pause asked for here does not hold
+   * back on_done when the whole body had already arrived. */
   void (*on_batch)(w2a_http_call *c, void *ud);
 } w2a_http_call_cbs;
 
