@@ -195,8 +195,22 @@ static void test_built(void) {
 /* The events of a streamed answer (every append_to_message_content of the capture, with
  * its update mask, and fakewarp's) are read off the wire: the allocator is never asked. */
 static size_t n_allocs, n_appends;
-static void *count_alloc(void *ud, size_t n) { return (void)ud, n_allocs++, malloc(n); }
-static void count_free(void *ud, void *p) { (void)ud, free(p); }
+
+/* w2a_events_feed_wire leaves what it unpacks with an allocator to that allocator (the
+ * gateway's is an arena, reset per batch): this one counts and keeps every block, and
+ * drop_all() is its reset. */
+static void *kept[4096];
+static size_t n_kept;
+static void *count_alloc(void *ud, size_t n) {
+  (void)ud;
+  if (n_kept == sizeof kept / sizeof *kept) return NULL;
+  n_allocs++;
+  return kept[n_kept++] = malloc(n);
+}
+static void count_free(void *ud, void *p) { (void)ud, (void)p; } /* freed by drop_all() */
+static void drop_all(void) {
+  while (n_kept) free(kept[--n_kept]);
+}
 
 static int only_appends(const Warp__MultiAgent__V1__ResponseEvent *ev) {
   if (ev->type_case != WARP__MULTI_AGENT__V1__RESPONSE_EVENT__TYPE_CLIENT_ACTIONS) return 0;
@@ -234,6 +248,7 @@ static int no_unpack_one(void *ud, const w2a_sse_event *sev) {
   }
   w2a_buf_free(&l.t);
   w2a_events_free(&s);
+  drop_all();
   return 0;
 }
 
