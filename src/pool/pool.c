@@ -450,36 +450,43 @@ static void flight_step(flight *f);
 static void claim_work(job *j, w2a_store *s) {
   flight *f = (flight *)j;
   w2a_pool *p = f->p;
-  w2a_account a;
   w2a_err err;
-  uint64_t now = w2a_now_ms();
-  w2a_secret_free(f->refresh_token);
-  w2a_secret_free(f->token);
-  f->refresh_token = f->token = NULL;
-  int rc = w2a_store_get(s, f->id, W2A_STORE_SECRETS, &a, &err);
-  if (rc) {
-    f->claim = rc == W2A_ENOTFOUND ? C_GONE : C_ERROR;
-    snprintf(f->msg, sizeof f->msg, "%s", err.msg);
-    return;
+  int rc;
+  /* Read, then claim on condition that nobody refreshed since the read; when a peer
+   * process did (W2A_ESTATE), read its token. A peer refreshes at most once per
+   * REFRESH_HOLD_MS under the lock, so a few rounds are plenty. */
+  for (int round = 0; round < 4; round++) {
+    w2a_account a;
+    uint64_t now = w2a_now_ms();
+    w2a_secret_free(f->refresh_token);
+    w2a_secret_free(f->token);
+    f->refresh_token = f->token = NULL;
+    rc = w2a_store_get(s, f->id, W2A_STORE_SECRETS, &a, &err);
+    if (rc) {
+      f->claim = rc == W2A_ENOTFOUND ? C_GONE : C_ERROR;
+      snprintf(f->msg, sizeof f->msg, "%s", err.msg);
+      return;
+    }
+    snprintf(f->email, sizeof f->email, "%s", a.email);
+    f->token = a.id_token;
+    f->exp = a.id_token_exp_ms;
+    f->refresh_token = a.refresh_token;
+    a.id_token = a.refresh_token = NULL;
+    int fresh = f->token && *f->token && f->exp > now + (uint64_t)p->cfg->refresh_margin_ms;
+    /* The one-hour rule; and a forced refresh is satisfied by one stored after it was
+     * asked for (by this process's previous flight or by a peer process). */
+    if (fresh && (!f->force || a.last_refresh_ms > f->started_ms)) {
+      f->claim = C_FRESH;
+      return;
+    }
+    if (f->stage == F_CHECK) {
+      f->claim = C_NEED;
+      return;
+    }
+    rc = w2a_store_refresh_claim(s, f->id, a.last_refresh_ms, now, REFRESH_HOLD_MS, &err);
+    if (rc != W2A_ESTATE) break;
   }
-  snprintf(f->email, sizeof f->email, "%s", a.email);
-  f->token = a.id_token;
-  f->exp = a.id_token_exp_ms;
-  f->refresh_token = a.refresh_token;
-  a.id_token = a.refresh_token = NULL;
-  int fresh = f->token && *f->token && f->exp > now + (uint64_t)p->cfg->refresh_margin_ms;
-  /* The one-hour rule; and a forced refresh is satisfied by one stored after it was
-   * asked for (by this process's previous flight or by a peer process). */
-  if (fresh && (!f->force || a.last_refresh_ms > f->started_ms)) {
-    f->claim = C_FRESH;
-    return;
-  }
-  if (f->stage == F_CHECK) {
-    f->claim = C_NEED;
-    return;
-  }
-  rc = w2a_store_refresh_claim(s, f->id, now, REFRESH_HOLD_MS, &err);
-  f->claim = rc == 0 ? C_CLAIMED : rc == W2A_EAGAIN ? C_BUSY : C_ERROR;
+  f->claim = rc == 0 ? C_CLAIMED : rc == W2A_EAGAIN || rc == W2A_ESTATE ? C_BUSY : C_ERROR;
   if (rc) snprintf(f->msg, sizeof f->msg, "%s", err.msg);
 }
 

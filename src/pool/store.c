@@ -130,9 +130,9 @@ int w2a_store_refresh_failed(w2a_store *s, int64_t id, int invalid, const char *
                              uint64_t now_ms, w2a_err *err) {
   return s->ops->refresh_failed(s, id, invalid, reason, now_ms, err);
 }
-int w2a_store_refresh_claim(w2a_store *s, int64_t id, uint64_t now_ms, uint64_t hold_ms,
-                            w2a_err *err) {
-  return s->ops->refresh_claim(s, id, now_ms, hold_ms, err);
+int w2a_store_refresh_claim(w2a_store *s, int64_t id, uint64_t seen_refresh_ms, uint64_t now_ms,
+                            uint64_t hold_ms, w2a_err *err) {
+  return s->ops->refresh_claim(s, id, seen_refresh_ms, now_ms, hold_ms, err);
 }
 int w2a_store_due(w2a_store *s, int what, uint64_t now_ms, uint64_t horizon_ms, int64_t *ids,
                   size_t max, size_t *n, w2a_err *err) {

@@ -257,7 +257,8 @@ typedef struct w2a_store_ops {
                     const char *new_refresh_token, uint64_t now_ms, w2a_err *err);
   int (*refresh_failed)(w2a_store *s, int64_t id, int invalid, const char *reason, uint64_t now_ms,
                         w2a_err *err);
-  int (*refresh_claim)(w2a_store *s, int64_t id, uint64_t now_ms, uint64_t hold_ms, w2a_err *err);
+  int (*refresh_claim)(w2a_store *s, int64_t id, uint64_t seen_refresh_ms, uint64_t now_ms,
+                       uint64_t hold_ms, w2a_err *err);
   int (*due)(w2a_store *s, int what, uint64_t now_ms, uint64_t horizon_ms, int64_t *ids, size_t max,
              size_t *n, w2a_err *err);
 
@@ -332,13 +333,16 @@ int w2a_store_set_quota(w2a_store *s, int64_t id, const w2a_quota *q, w2a_err *e
  * refresh lock and refresh failure count. refresh_failed clears the lock; invalid=1
  * marks the account invalid (the refresh token was rejected), otherwise the old ID
  * token stays in use. refresh_claim takes the cross-process refresh lock: 0 when this
- * caller got it, W2A_EAGAIN when another holds it (until its hold time). */
+ * caller got it, W2A_EAGAIN when another holds it (until its hold time), W2A_ESTATE when
+ * the account's last refresh is no longer seen_refresh_ms (its last_refresh_ms when the
+ * caller read it): another process refreshed in between, so read the token again rather
+ * than refresh twice. */
 int w2a_store_set_tokens(w2a_store *s, int64_t id, const char *id_token, uint64_t exp_ms,
                          const char *new_refresh_token, uint64_t now_ms, w2a_err *err);
 int w2a_store_refresh_failed(w2a_store *s, int64_t id, int invalid, const char *reason,
                              uint64_t now_ms, w2a_err *err);
-int w2a_store_refresh_claim(w2a_store *s, int64_t id, uint64_t now_ms, uint64_t hold_ms,
-                            w2a_err *err);
+int w2a_store_refresh_claim(w2a_store *s, int64_t id, uint64_t seen_refresh_ms, uint64_t now_ms,
+                            uint64_t hold_ms, w2a_err *err);
 
 /* Accounts due for background work, soonest first, at most max:
  * W2A_DUE_REFRESH: available or cooling accounts used within the last two hours whose

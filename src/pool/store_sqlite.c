@@ -1207,20 +1207,24 @@ static int sq_refresh_failed(w2a_store *base, int64_t id, int invalid, const cha
   return tx_end(s, rc > 0 ? 0 : rc, err);
 }
 
-static int sq_refresh_claim(w2a_store *base, int64_t id, uint64_t now, uint64_t hold,
-                            w2a_err *err) {
+static int sq_refresh_claim(w2a_store *base, int64_t id, uint64_t seen, uint64_t now,
+                            uint64_t hold, w2a_err *err) {
   sq *s = (sq *)base;
   int rc = tx_begin(s, 0, err);
   if (rc) return rc;
+  /* One statement, so the check and the claim are one step: a peer that refreshed and
+   * released the lock between our read and this claim changed last_refresh. */
   rc = update(s, err,
               "UPDATE accounts SET refresh_lock_until = ?2 WHERE id = ?1"
-              " AND refresh_lock_until <= ?3",
-              "iii", id, (int64_t)(now + hold), (int64_t)now);
+              " AND refresh_lock_until <= ?3 AND last_refresh = ?4",
+              "iiii", id, (int64_t)(now + hold), (int64_t)now, (int64_t)seen);
   if (rc == 0) {
     w2a_account a;
     w2a_err e2;
     rc = get_locked(s, id, NULL, 0, &a, &e2)
              ? w2a_errf(err, W2A_ENOTFOUND, "store: no account #%lld", (long long)id)
+         : a.last_refresh_ms != seen
+             ? w2a_errf(err, W2A_ESTATE, "store: #%lld was refreshed meanwhile", (long long)id)
              : w2a_errf(err, W2A_EAGAIN, "store: a refresh of #%lld is in flight", (long long)id);
   }
   int erc = tx_end(s, rc > 0 ? 0 : rc, err);

@@ -110,5 +110,9 @@ wait "$sv2_PID"
 rc=$?
 check "serve exits cleanly (rc $rc) with no sanitizer report" \
   bash -c "[[ $rc -eq 0 ]] && ! grep -q Sanitizer '$TMP/sv2.log'"
-[[ $failed -eq 0 ]] || { for f in ga gb sv sm gc sv2; do echo "--- $f"; tail -5 "$TMP/$f.log"; done; } >&2
+[[ $failed -eq 0 ]] || {
+  for f in ga gb sv sm gc sv2; do echo "--- $f"; tail -5 "$TMP/$f.log"; done
+  echo "--- refreshes"
+  grep -H -i "refresh\|token" "$TMP"/g[ab].log
+} >&2
 summary

@@ -504,17 +504,26 @@ static void test_tokens(void) {
   T_EQ_INT(a.has_id_token, 1);
 
   /* cross-process refresh lock */
-  T_EQ_INT(w2a_store_refresh_claim(s, id, 1000, 30000, &err), 0);
-  T_EQ_INT(w2a_store_refresh_claim(s, id, 2000, 30000, &err), W2A_EAGAIN);
-  T_EQ_INT(w2a_store_refresh_claim(s, 999, 2000, 30000, &err), W2A_ENOTFOUND);
+  uint64_t seen = a.last_refresh_ms;
+  T_EQ_INT(w2a_store_refresh_claim(s, id, seen, 1000, 30000, &err), 0);
+  T_EQ_INT(w2a_store_refresh_claim(s, id, seen, 2000, 30000, &err), W2A_EAGAIN);
+  T_EQ_INT(w2a_store_refresh_claim(s, 999, 0, 2000, 30000, &err), W2A_ENOTFOUND);
   T_EQ_INT(w2a_store_refresh_failed(s, id, 0, "HTTP 500", 3000, &err), 0);
   w2a_store_get(s, id, 0, &a, &err);
   T_EQ_INT(a.state, W2A_ST_AVAILABLE); /* a failed refresh keeps the old token in use */
   T_EQ_INT(a.refresh_failures, 1);
-  T_EQ_INT(w2a_store_refresh_claim(s, id, 4000, 30000, &err), 0);
+  T_EQ_INT(w2a_store_refresh_claim(s, id, seen, 4000, 30000, &err), 0);
   T_EQ_INT(w2a_store_refresh_failed(s, id, 1, "INVALID_REFRESH_TOKEN", 5000, &err), 0);
   w2a_store_get(s, id, 0, &a, &err);
   T_EQ_INT(a.state, W2A_ST_INVALID);
+  /* A peer refreshed and released the lock between our read and our claim: the claim
+   * says so instead of letting us refresh a second time. */
+  T_EQ_INT(w2a_store_set_tokens(s, id, jwt, 0, NULL, 6000, &err), 0);
+  T_EQ_INT(w2a_store_refresh_claim(s, id, seen, 7000, 30000, &err), W2A_ESTATE);
+  w2a_store_get(s, id, 0, &a, &err);
+  T_EQ_INT(a.last_refresh_ms, 6000);
+  T_EQ_INT(w2a_store_refresh_claim(s, id, a.last_refresh_ms, 7000, 30000, &err), 0);
+  T_EQ_INT(w2a_store_refresh_claim(s, id, a.last_refresh_ms, 8000, 30000, &err), W2A_EAGAIN);
 
   /* due lists */
   w2a_store_set_state(s, id, W2A_ST_AVAILABLE, NULL, 0, 6000, &err);
