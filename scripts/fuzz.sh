@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every libFuzzer target in BUILD_DIR for SECONDS each, starting from its seed
-# corpus in fuzz/corpus/<target>/ (copied, so the repo stays clean). Fails on the first
+# corpus in fuzz/corpus/<target>/ (copied, so the repo stays clean), with
+# fuzz/<target>.dict as its dictionary when there is one. Fails on the first
 # crash, leak or sanitizer report; the reproducer is left in the work directory.
 set -euo pipefail
 build=$(cd "${1:?usage: fuzz.sh BUILD_DIR SECONDS}" && pwd)
@@ -21,8 +22,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$name"
   [ -d "$src/fuzz/corpus/$name" ] && cp -r "$src/fuzz/corpus/$name/." "$work/$name/"
   echo "fuzz: $name for ${secs}s" >&2
+  dict=()
+  [ -f "$src/fuzz/$name.dict" ] && dict=(-dict="$src/fuzz/$name.dict")
   if (cd "$work" && ASAN_OPTIONS=detect_leaks=1 "$t" -max_total_time="$secs" -timeout=10 \
-        -rss_limit_mb=2048 -print_final_stats=1 "$work/$name" >"$work/$name.log" 2>&1); then
+        -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" "$work/$name" >"$work/$name.log" 2>&1); then
     pass=$((pass + 1))
     grep -E "stat::number_of_executed_units" "$work/$name.log" | sed "s/^/fuzz: $name /" >&2 || true
   else

@@ -22,6 +22,7 @@
 
 #include <stdalign.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "common/err.h"
 #include "common/util.h"
 #include "gateway/map_response.h"
+#include "proto/pbjson.h"
 #include "proto/structjson.h"
 #include "request.pb-c.h"
 #include "task.pb-c.h"
@@ -606,6 +608,31 @@ static int attach_system_hist(mr *m, MsgQuery *q, const w2a_buf *sys) {
 }
 
 /* ---- parse ----------------------------------------------------------------------- */
+
+int w2a_gw_body_check(const char *body, size_t len, w2a_gw_error *e) {
+  /* JSON text is UTF-8 as a whole (RFC 8259 §8.1), so the whole body is checked; json-c
+   * itself turns escaped lone surrogates into U+FFFD. */
+  size_t ok = w2a_pbjson_utf8_prefix((const uint8_t *)body, len);
+  if (ok < len)
+    return w2a_gw_errorf(e, W2A_GWE_INVALID_JSON, NULL,
+                         "the request body is not valid UTF-8 (at byte %zu)", ok);
+  /* JSON writes NUL only as \u0000 (a raw NUL byte is a control character, which
+   * json-c's tokener refuses itself); "u0000" is that escape when an odd run of
+   * backslashes comes before it (an even run is escaped backslashes, then text). */
+  const char *end = body + len, *p = body;
+  while (p && p < end && (p = memmem(p, (size_t)(end - p), "u0000", 5))) {
+    size_t bs = 0;
+    while (p - bs > body && p[-1 - (ptrdiff_t)bs] == '\\')
+      bs++;
+    if (bs % 2)
+      return w2a_gw_errorf(e, W2A_GWE_UNSUPPORTED, NULL,
+                           "the request contains a NUL character (\\u0000 at byte %zu), which "
+                           "Warp's protocol cannot carry in text",
+                           (size_t)(p - 1 - body));
+    p += 5;
+  }
+  return 0;
+}
 
 int w2a_gw_chat_parse(json_object *root, w2a_gw_chat *c, w2a_gw_error *e) {
   json_object *v;

@@ -66,6 +66,13 @@ typedef struct w2a_gw_map_info {
   uint64_t prompt_tokens_est; /* estimate over every text sent (w2a_gw_estimate_tokens) */
 } w2a_gw_map_info;
 
+/* Check the raw body before it is parsed, for what no JSON parser refuses but a Warp
+ * Request cannot carry: bytes that are not UTF-8 (strictly: json-c's own check passes
+ * overlong forms, which Warp's decoder refuses), and NUL characters (\u0000), at which
+ * protobuf-c's C strings would silently cut the text. 0, or W2A_EINVAL with e filled
+ * (400, naming the byte). */
+int w2a_gw_body_check(const char *body, size_t len, w2a_gw_error *e);
+
 /* Validate the top-level shape. root must be a JSON object. */
 int w2a_gw_chat_parse(json_object *root, w2a_gw_chat *c, w2a_gw_error *e);
 

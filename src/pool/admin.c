@@ -356,6 +356,8 @@ int w2a_admin_import_parse(const char *text, size_t len, w2a_admin_import *im, w
     im->is_array = 1;
     json_tokener *tok = json_tokener_new();
     if (!tok) return w2a_errf(err, W2A_ENOMEM, "out of memory");
+    /* What is imported is stored and later written out as JSON: UTF-8 only. */
+    json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
     json_object *arr = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error je = json_tokener_get_error(tok);
     size_t used = tok->char_offset;
@@ -408,6 +410,7 @@ int w2a_admin_import_parse(const char *text, size_t len, w2a_admin_import *im, w
       w2a_admin_import_free(im);
       return w2a_errf(err, W2A_ENOMEM, "out of memory");
     }
+    json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
     json_object *rec = json_tokener_parse_ex(tok, text + a, (int)(b - a));
     enum json_tokener_error je = json_tokener_get_error(tok);
     size_t used = tok->char_offset;
@@ -1366,6 +1369,7 @@ static int parse_body(w2a_http_req *r, json_object **out, vmsg *m) {
   }
   json_tokener *tok = json_tokener_new();
   if (!tok) return bad(m, "out of memory");
+  json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
   json_object *o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
   enum json_tokener_error je = json_tokener_get_error(tok);
   size_t used = tok->char_offset;

@@ -284,6 +284,7 @@ static size_t utf8_check(const uint8_t *s, size_t n, int nul_bad) {
 }
 
 int w2a_pbjson_string_check(const uint8_t *p, size_t n) { return utf8_check(p, n, 1) == n; }
+size_t w2a_pbjson_utf8_prefix(const uint8_t *p, size_t n) { return utf8_check(p, n, 0); }
 
 /* 0 ok, -1 truncated, -2 longer than max bytes. */
 static int rd_varint(const uint8_t *p, size_t n, size_t max, uint64_t *v, size_t *used) {

@@ -91,6 +91,11 @@ int w2a_pbjson_validate(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
  * short fragments (8..64 bytes of ASCII) are settled by a few overlapping 16-byte blocks
  * (8-byte words below 16), anything else by w2a_pbjson_string_check. */
 int w2a_pbjson_string_check(const uint8_t *p, size_t n);
+/* The length of the longest prefix of the n bytes at p that is UTF-8 by the same strict
+ * rules (NUL allowed): n when all of it is, else the offset of the first bad byte. For
+ * text that will end up in string fields, checked whole before it is parsed (JSON
+ * parsers' own checks let overlong forms and encoded surrogates through). */
+size_t w2a_pbjson_utf8_prefix(const uint8_t *p, size_t n);
 static inline int w2a_pbjson_string_ok(const uint8_t *p, size_t n) {
 #ifdef __SSE2__
   if (n >= 16 && n <= 64) {

@@ -248,6 +248,21 @@ check "image URL that is not a data: URI → clear 400 naming the parameter" \
   test "$code:$(jq -r .error.param "$TMP/body")" = "400:messages[0].content[0].image_url.url"
 code=$(chat_code '{"messages":[{"role":"user","content":"hi"}')
 check "broken JSON → 400 invalid_json" test "$code:$(jq -r .error.code "$TMP/body")" = "400:invalid_json"
+# Bytes that are not UTF-8 cannot travel in a protobuf string: refused at the door, not
+# forwarded for Warp to reject (in a key of a tool's schema, and in a message).
+n0=$(curl -s "$FW/_fakewarp/requests" | jq '[.accounts[][]] | length')
+code=$(chat_code "$(printf '{"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","re\xffquired":[]}}}],"messages":[{"role":"user","content":"hi"}]}')")
+check "invalid UTF-8 in a schema key → 400 invalid_json naming UTF-8 ($(jq -r .error.message "$TMP/body"))" \
+  test "$code:$(jq -r .error.code "$TMP/body"):$(jq -r '.error.message|test("UTF-8")' "$TMP/body")" = "400:invalid_json:true"
+code=$(chat_code "$(printf '{"messages":[{"role":"user","content":"caf\xe9"}]}')")
+check "invalid UTF-8 in a message → 400 invalid_json" test "$code:$(jq -r .error.code "$TMP/body")" = "400:invalid_json"
+code=$(chat_code "$(printf '{"messages":[{"role":"tool","tool_call_id":"c\xc0\x9f","content":"x"}]}')")
+check "an overlong UTF-8 form (json-c's own check passes it) → 400 at its byte" \
+  test "$code:$(jq -r .error.message "$TMP/body")" = "400:the request body is not valid UTF-8 (at byte 45)"
+code=$(chat_code '{"messages":[{"role":"user","content":"before\u0000after"}]}')
+check "a NUL character (\\u0000), which protobuf-c's strings would cut at → 400 unsupported_content" \
+  test "$code:$(jq -r .error.code "$TMP/body")" = "400:unsupported_content"
+check "… and none of them reached fakewarp" test "$(curl -s "$FW/_fakewarp/requests" | jq '[.accounts[][]] | length')" = "$n0"
 
 # ---- debug routes --------------------------------------------------------------------
 A=(-H "authorization: Bearer adm-secret")

@@ -173,6 +173,8 @@ call POST /api/accounts '{"email":"n@example.com","refresh_token":"x","emial":"t
 expect_err 400 "add: unknown field named" 'unknown field \"emial\"'
 call POST /api/accounts '{"email":"n@example.com",'
 expect_err 400 "add: malformed JSON" "malformed JSON"
+call POST /api/accounts "$(printf '{"email":"n@example.com","refresh_token":"x","label":"caf\xe9"}')"
+expect_err 400 "add: a label that is not UTF-8" "invalid utf-8"
 call POST /api/accounts '["n@example.com"]'
 expect_err 400 "add: body is an array" "must be a JSON object"
 call POST /api/accounts '{"email":"n@example.com","refresh_token":"x"} trailing'

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "gateway/map_request.h"
 #include "request.pb-c.h"
 #include "t.h"
@@ -405,6 +406,38 @@ static void test_max_bytes(void) {
   json_object_put(root);
 }
 
+/* What a JSON parser lets through but a Request cannot carry: checked on the raw body. */
+static int body_check(const char *body, size_t len, w2a_gw_error *e) {
+  memset(e, 0, sizeof *e);
+  return w2a_gw_body_check(body, len, e);
+}
+#define BODY(s) (s), sizeof(s) - 1
+
+static void test_body_check(void) {
+  w2a_gw_error e;
+  T_EQ_INT(body_check(NULL, 0, &e), 0);
+  T_EQ_INT(body_check(BODY("{\"content\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}"), &e), 0);
+  /* not UTF-8: a stray byte, an overlong '/', an encoded surrogate, a cut sequence */
+  T_EQ_INT(body_check(BODY("{\"a\":\"caf\xe9\"}"), &e), W2A_EINVAL);
+  T_EQ_INT(e.kind, W2A_GWE_INVALID_JSON);
+  T_EQ_STR(e.message, "the request body is not valid UTF-8 (at byte 9)");
+  T_EQ_INT(body_check(BODY("\"\xc0\xaf\""), &e), W2A_EINVAL);
+  T_EQ_STR(e.message, "the request body is not valid UTF-8 (at byte 1)");
+  T_EQ_INT(body_check(BODY("\"\xed\xa0\x80\""), &e), W2A_EINVAL);
+  T_EQ_INT(body_check(BODY("\"\xe2\x82"), &e), W2A_EINVAL);
+  T_EQ_STR(e.message, "the request body is not valid UTF-8 (at byte 1)");
+  /* \u0000 is an escape after an odd run of backslashes only */
+  T_EQ_INT(body_check(BODY("{\"content\":\"a\\u0000b\"}"), &e), W2A_EINVAL);
+  T_EQ_INT(e.kind, W2A_GWE_UNSUPPORTED);
+  T_EQ_INT(w2a_gw_error_status(e.kind), 400);
+  T_CHECK(strstr(e.message, "NUL character (\\u0000 at byte 13)") != NULL);
+  T_EQ_INT(body_check(BODY("\"\\\\\\u0000\""), &e), W2A_EINVAL); /* \\ then \u0000 */
+  T_EQ_INT(body_check(BODY("\"\\\\u0000\""), &e), 0);             /* \\ then text */
+  T_EQ_INT(body_check(BODY("\"u0000 \\u0001\""), &e), 0);
+  T_EQ_INT(body_check(BODY("u0000"), &e), 0);
+  T_EQ_INT(body_check(BODY("\\u0000"), &e), W2A_EINVAL);
+}
+
 int main(void) {
   T_RUN(test_simple_user);
   T_RUN(test_system_and_developer);
@@ -416,5 +449,6 @@ int main(void) {
   T_RUN(test_errors);
   T_RUN(test_wire_field_numbers);
   T_RUN(test_max_bytes);
+  T_RUN(test_body_check);
   return t_done();
 }
