@@ -36,7 +36,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
   -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
 
 # Ports are picked free but bound later, so under load another process may take one in
-# between: a failed start is retried on fresh ports (at most three times).
+# between: a failed start (nghttpx's or the backend's) is retried on fresh ports (at most
+# three times).
 attempt() {
   FRONT=$(free_port)
   BACK=$(free_port)
@@ -45,10 +46,18 @@ attempt() {
     --errorlog-file="$TMP/nghttpx.log" --accesslog-file="$TMP/access.log" \
     "$TMP/key.pem" "$TMP/cert.pem" &
   NGPID=$!
+  local up=0
   for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$FRONT") 2>/dev/null && break
+    kill -0 "$NGPID" 2>/dev/null || break # nghttpx gave up (its port was taken)
+    (exec 3<>"/dev/tcp/127.0.0.1/$FRONT") 2>/dev/null && up=1 && break
     sleep 0.05
   done
+  if ((up == 0)); then
+    echo "nghttpx did not come up on port $FRONT" >"$TMP/out"
+    kill "$NGPID" 2>/dev/null || true
+    wait "$NGPID" 2>/dev/null || true
+    return 99
+  fi
   W2A_H2_URL="https://localhost:$FRONT" W2A_H2_BACKEND_PORT="$BACK" W2A_H2_CA="$TMP/cert.pem" \
     "$BIN" >"$TMP/out" 2>&1
   local rc=$?
@@ -58,12 +67,15 @@ attempt() {
 }
 
 for try in 1 2 3; do
-  if attempt; then
+  rc=0
+  attempt || rc=$?
+  if ((rc == 0)); then
     cat "$TMP/out"
     echo "ok   - HTTP/2 over TLS through nghttpx with a private CA"
     exit 0
   fi
-  grep -q "^listen: " "$TMP/out" || break # a real failure, not a port race
+  # A port race (nghttpx's port or the backend's taken) is retried; anything else is real.
+  ((rc == 99)) || grep -q "^listen: " "$TMP/out" || break
   echo "port taken on try $try; retrying on fresh ports" >&2
 done
 cat "$TMP/out" >&2
