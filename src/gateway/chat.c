@@ -550,6 +550,10 @@ void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r) {
     fail(ch, &e);
     return;
   }
+  if (w2a_gw_body_check(r->body, r->body_len, &e)) {
+    fail(ch, &e);
+    return;
+  }
   /* One tokener for the gateway, reset per body: json_tokener_new_ex callocs the
    * tokener and its depth stack (and a printbuf) per request otherwise. */
   if (!g->tok && !(g->tok = json_tokener_new_ex(
@@ -559,10 +563,6 @@ void w2a_gw_chat_handle(w2a_gateway *g, w2a_http_req *r) {
     return;
   }
   tok = g->tok;
-  if (w2a_gw_body_check(r->body, r->body_len, &e)) {
-    fail(ch, &e);
-    return;
-  }
   json_tokener_reset(tok);
   ch->root = json_tokener_parse_ex(tok, r->body ? r->body : "", (int)r->body_len);
   if (!ch->root || json_tokener_get_error(tok) != json_tokener_success ||

@@ -345,6 +345,13 @@ static int import_alloc(w2a_admin_import *im, size_t n) {
   return im->rows && im->row_line && im->errs && im->objs ? 0 : W2A_ENOMEM;
 }
 
+/* What the admin API reads is stored and later written out as JSON: UTF-8 only. */
+static json_tokener *utf8_tokener(void) {
+  json_tokener *tok = json_tokener_new();
+  if (tok) json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
+  return tok;
+}
+
 int w2a_admin_import_parse(const char *text, size_t len, w2a_admin_import *im, w2a_err *err) {
   memset(im, 0, sizeof *im);
   size_t i = 0;
@@ -354,10 +361,8 @@ int w2a_admin_import_parse(const char *text, size_t len, w2a_admin_import *im, w
   vmsg m;
   if (text[i] == '[') {
     im->is_array = 1;
-    json_tokener *tok = json_tokener_new();
+    json_tokener *tok = utf8_tokener();
     if (!tok) return w2a_errf(err, W2A_ENOMEM, "out of memory");
-    /* What is imported is stored and later written out as JSON: UTF-8 only. */
-    json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
     json_object *arr = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error je = json_tokener_get_error(tok);
     size_t used = tok->char_offset;
@@ -405,12 +410,11 @@ int w2a_admin_import_parse(const char *text, size_t len, w2a_admin_import *im, w
       b--;
     p = e + 1;
     if (a == b || text[a] == '#') continue;
-    json_tokener *tok = json_tokener_new();
+    json_tokener *tok = utf8_tokener();
     if (!tok) {
       w2a_admin_import_free(im);
       return w2a_errf(err, W2A_ENOMEM, "out of memory");
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
     json_object *rec = json_tokener_parse_ex(tok, text + a, (int)(b - a));
     enum json_tokener_error je = json_tokener_get_error(tok);
     size_t used = tok->char_offset;
@@ -1367,9 +1371,8 @@ static int parse_body(w2a_http_req *r, json_object **out, vmsg *m) {
     *out = json_object_new_object(); /* an empty body is an empty object */
     return 0;
   }
-  json_tokener *tok = json_tokener_new();
+  json_tokener *tok = utf8_tokener();
   if (!tok) return bad(m, "out of memory");
-  json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
   json_object *o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
   enum json_tokener_error je = json_tokener_get_error(tok);
   size_t used = tok->char_offset;
