@@ -1,7 +1,7 @@
 /* fuzz_chat_request.c - arbitrary bytes as the body of POST /v1/chat/completions, taken
  * as the gateway takes it (chat.c): w2a_gw_body_check (UTF-8, no \u0000), json-c with
- * the gateway's nesting limit, the whole body or nothing, then w2a_gw_chat_parse and w2a_gw_map_request. This
- * is the input a client controls most directly.
+ * the gateway's nesting limit, the whole body or nothing, then w2a_gw_chat_parse and
+ * w2a_gw_map_request. This is the input a client controls most directly.
  *
  * Checks, beyond "no crash, no leak, no UB":
  *   - a refused request is a 4xx with a message (never a 5xx: nothing here is the
@@ -24,8 +24,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_DEPTH 16          /* the gateway's STRUCT_MAX_DEPTH, made small to reach it */
-#define MAX_OUT (256u << 10)  /* a cap on the packed request, reached by long inputs */
+#define MAX_DEPTH 16         /* the gateway's STRUCT_MAX_DEPTH, made small to reach it */
+#define MAX_OUT (256u << 10) /* a cap on the packed request, reached by long inputs */
 
 typedef Warp__MultiAgent__V1__Request Req;
 
@@ -46,8 +46,8 @@ static size_t count_images(const Req *rq) {
 
 static int map(json_object *root, w2a_buf *out, w2a_gw_map_info *info, w2a_gw_error *e) {
   w2a_gw_chat c;
-  w2a_gw_map_opts o = {.os_platform = "Linux", .now_s = 1700000000, .max_depth = MAX_DEPTH,
-                       .max_bytes = MAX_OUT};
+  w2a_gw_map_opts o = {
+      .os_platform = "Linux", .now_s = 1700000000, .max_depth = MAX_DEPTH, .max_bytes = MAX_OUT};
   memset(info, 0, sizeof *info);
   int rc = w2a_gw_chat_parse(root, &c, e);
   if (!rc) rc = w2a_gw_map_request(&c, c.model ? c.model : "auto", &o, out, info, e);
@@ -88,14 +88,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (out.len > MAX_OUT) abort();
     if (out.len != again.len || memcmp(&info, &info2, sizeof info)) abort();
     w2a_err err;
-    if (w2a_pbjson_validate(&warp__multi_agent__v1__request__descriptor,
-                            (const uint8_t *)out.data, out.len, &err))
+    if (w2a_pbjson_validate(&warp__multi_agent__v1__request__descriptor, (const uint8_t *)out.data,
+                            out.len, &err))
       abort();
     Req *rq = warp__multi_agent__v1__request__unpack(NULL, out.len, (const uint8_t *)out.data);
     if (!rq || !rq->input || !rq->settings) abort();
-    size_t hist = rq->task_context && rq->task_context->n_tasks
-                      ? rq->task_context->tasks[0]->n_messages
-                      : 0;
+    size_t hist =
+        rq->task_context && rq->task_context->n_tasks ? rq->task_context->tasks[0]->n_messages : 0;
     size_t inputs = rq->input->user_inputs ? rq->input->user_inputs->n_inputs : 0;
     size_t tools = rq->mcp_context ? rq->mcp_context->n_tools : 0;
     if (hist != info.history || inputs != info.inputs || inputs == 0 || tools != info.tools ||

@@ -23,8 +23,8 @@ static int on_ev(void *ud, const w2a_ev *e) {
   w2a_buf_printf(&l->t, "%d|%d|", (int)e->kind, (int)e->reason);
   if (e->text) {
     w2a_buf_append(&l->t, e->text, e->len);
-    w2a_buf_printf(&l->t, "|%.*s|%.*s", (int)e->message_id_len, e->message_id,
-                   (int)e->task_id_len, e->task_id);
+    w2a_buf_printf(&l->t, "|%.*s|%.*s", (int)e->message_id_len, e->message_id, (int)e->task_id_len,
+                   e->task_id);
   }
   if (e->name) w2a_buf_printf(&l->t, "|%s|%s|%s", e->tool_call_id, e->name, e->args_json);
   w2a_buf_putc(&l->t, '\n');

@@ -63,8 +63,10 @@ static void handler(w2a_http_req *r, void *ud) {
 
 static void setup(void) {
   w2a_err err;
-  w2a_http_limits lim = {.max_header_bytes = 1024, .max_body_bytes = MAX_BODY,
-                         .max_queue_bytes = 1024, .idle_timeout_ms = 2000,
+  w2a_http_limits lim = {.max_header_bytes = 1024,
+                         .max_body_bytes = MAX_BODY,
+                         .max_queue_bytes = 1024,
+                         .idle_timeout_ms = 2000,
                          .max_connections = 16};
   if (uv_loop_init(&loop) ||
       w2a_http_server_listen(&srv, &loop, "127.0.0.1", 0, &lim, handler, NULL, &err))
@@ -76,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!srv) setup();
   if (size > 16384) return 0;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (fd < 0) abort();
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) && errno != EINPROGRESS) abort();

@@ -1207,8 +1207,8 @@ static int sq_refresh_failed(w2a_store *base, int64_t id, int invalid, const cha
   return tx_end(s, rc > 0 ? 0 : rc, err);
 }
 
-static int sq_refresh_claim(w2a_store *base, int64_t id, uint64_t seen, uint64_t now,
-                            uint64_t hold, w2a_err *err) {
+static int sq_refresh_claim(w2a_store *base, int64_t id, uint64_t seen, uint64_t now, uint64_t hold,
+                            w2a_err *err) {
   sq *s = (sq *)base;
   int rc = tx_begin(s, 0, err);
   if (rc) return rc;

@@ -209,7 +209,8 @@ static void *count_alloc(void *ud, size_t n) {
 }
 static void count_free(void *ud, void *p) { (void)ud, (void)p; } /* freed by drop_all() */
 static void drop_all(void) {
-  while (n_kept) free(kept[--n_kept]);
+  while (n_kept)
+    free(kept[--n_kept]);
 }
 
 static int only_appends(const Warp__MultiAgent__V1__ResponseEvent *ev) {
@@ -225,8 +226,8 @@ static int no_unpack_one(void *ud, const w2a_sse_event *sev) {
   (void)ud;
   if (sev->done) return 0;
   w2a_err err = {0};
-  ProtobufCMessage *m =
-      w2a_pbjson_unpack(&warp__multi_agent__v1__response_event__descriptor, sev->data, sev->len, &err);
+  ProtobufCMessage *m = w2a_pbjson_unpack(&warp__multi_agent__v1__response_event__descriptor,
+                                          sev->data, sev->len, &err);
   T_CHECK(m != NULL);
   if (!m) return 0;
   int appends = only_appends((const Warp__MultiAgent__V1__ResponseEvent *)m);

@@ -432,7 +432,7 @@ static void test_body_check(void) {
   T_EQ_INT(w2a_gw_error_status(e.kind), 400);
   T_CHECK(strstr(e.message, "NUL character (\\u0000 at byte 13)") != NULL);
   T_EQ_INT(body_check(BODY("\"\\\\\\u0000\""), &e), W2A_EINVAL); /* \\ then \u0000 */
-  T_EQ_INT(body_check(BODY("\"\\\\u0000\""), &e), 0);             /* \\ then text */
+  T_EQ_INT(body_check(BODY("\"\\\\u0000\""), &e), 0);            /* \\ then text */
   T_EQ_INT(body_check(BODY("\"u0000 \\u0001\""), &e), 0);
   T_EQ_INT(body_check(BODY("u0000"), &e), 0);
   T_EQ_INT(body_check(BODY("\\u0000"), &e), W2A_EINVAL);
